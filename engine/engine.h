@@ -1,0 +1,130 @@
+/* The replication engine: raft, the state machine, log entries, per-database
+ * state and snapshots.  Knows nothing of FUSE or sockets.
+ *
+ * Threads: eng_submit() may be called from any thread and never blocks.
+ * Everything else runs on the engine's libuv loop thread, which is the only
+ * thread that calls raft, unless a function says otherwise. */
+#ifndef QF_ENGINE_H
+#define QF_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/lib.h"
+
+/* One committed transaction of one database: the last image of each page it
+ * changed and the database size afterwards. */
+struct eng_txn {
+	char *db;	    /* path relative to the mount root, no leading '/' */
+	uint32_t page_size; /* bytes per page, power of two 512..65536 */
+	uint32_t db_pages;  /* database size in pages after the commit */
+	uint32_t n;	    /* number of pages carried */
+	uint32_t *pgnos;    /* n page numbers, strictly ascending, 1..db_pages */
+	uint8_t *pages;	    /* n * page_size bytes; page i at i * page_size */
+	/* Set by the engine (loop thread) when the entry is built. */
+	uint64_t seq;	       /* per-database sequence number, 1 = first */
+	uint64_t cksum_before; /* rolling checksum before this transaction */
+	uint64_t cksum_after;  /* rolling checksum after it */
+};
+
+/* Allocate a transaction for @n pages of @page_size bytes, zeroed.  NULL on
+ * allocation failure.  @db is copied. */
+struct eng_txn *eng_txn_new(const char *db, uint32_t page_size, uint32_t n);
+void eng_txn_free(struct eng_txn *t);
+
+/* ---- Log entry codec (engine/entry.c).  Pure functions, any thread. ----
+ *
+ * Encoding, version 1, all integers little-endian, every section padded to
+ * 8 bytes:
+ *   0  u32 magic "QFE1" (0x31454651)   4 u8 version (1)   5 u8 type
+ *   6  u16 reserved (0)                8 u32 total length of the entry
+ *   12 u32 name length (bytes, without NUL)
+ *   16 u64 origin node id              24 u64 nonce (origin's request id)
+ *   32 u64 seq     40 u64 cksum_before     48 u64 cksum_after
+ *   56 u32 page_size   60 u32 db_pages   64 u32 n   68 u32 reserved (0)
+ *   72 name bytes, zero-padded to a multiple of 8
+ *   then n x u32 page numbers, zero-padded to a multiple of 8
+ *   then n x page_size page images
+ *   last 8 bytes: u64 qf_hash64 of everything before it, seed 0x51460001.
+ * Decoding rejects (QF_EMALFORMED) a wrong magic, unknown version or type,
+ * a length that disagrees with the buffer or the counts, a bad page size,
+ * page numbers not strictly ascending or 0 or above db_pages (for TXN), a
+ * name that is empty, absolute, contains "..", NUL or is over 4095 bytes,
+ * non-zero padding or reserved fields, and a trailer hash mismatch. */
+enum {
+	ENG_ENTRY_TXN = 1,    /* a transaction: txn fully set */
+	ENG_ENTRY_UNLINK = 2, /* delete database txn->db: n = 0, db_pages = 0 */
+};
+
+struct eng_entry {
+	int type;
+	uint64_t origin; /* node id that created the entry */
+	uint64_t nonce;	 /* origin-local id matching the entry to its request */
+	struct eng_txn *txn;
+};
+
+/* Bytes needed to encode @t. */
+size_t eng_entry_size(const struct eng_txn *t);
+/* Encode into @buf, which has eng_entry_size(t) bytes. */
+void eng_entry_encode(int type, const struct eng_txn *t, uint64_t origin,
+		      uint64_t nonce, void *buf);
+/* Decode; on 0 @e->txn is a new transaction the caller frees with
+ * eng_txn_free().  On error nothing is allocated and @e->txn is NULL. */
+int eng_entry_decode(const void *buf, size_t len, struct eng_entry *e);
+
+/* ---- The running engine (engine/engine.c) ---- */
+
+struct eng;
+
+struct eng_config {
+	const char *data_dir;	/* raft/, db/ and state/ live here */
+	uint64_t id;		/* raft node id, > 0 */
+	const char *address;	/* HOST:PORT */
+	bool bootstrap;		/* form a one-node cluster if pristine */
+	unsigned snapshot_threshold; /* entries between snapshots */
+	unsigned snapshot_trailing;  /* entries kept behind a snapshot */
+};
+
+/* Open the data dir and start raft on a new loop thread.  Returns once this
+ * node is leader and has applied everything in its log (the backing files
+ * are then current), or with an error.  Call from the main thread. */
+int eng_start(struct eng **e, const struct eng_config *c);
+
+/* Stop raft, persist per-database state, join the loop thread and free.
+ * Pending commits fail with QF_ESHUTDOWN. */
+void eng_stop(struct eng *e);
+
+/* Directory holding the backing database files (the mount's view). */
+const char *eng_db_dir(const struct eng *e);
+
+struct eng_commit;
+/* Loop thread.  @status is 0 once the transaction is committed and applied
+ * (the caller must now make the backing files reflect it), or a negative
+ * code: the transaction is not committed (or, for QF_ELEADERSHIPLOST, its
+ * fate is unknown). */
+typedef void (*eng_commit_cb)(struct eng_commit *c, int status);
+
+/* A request to commit one transaction. */
+struct eng_commit {
+	void *data;
+	struct eng_txn *txn; /* owned by the engine after a successful submit */
+	int type;	     /* ENG_ENTRY_TXN or ENG_ENTRY_UNLINK */
+	eng_commit_cb cb;
+	/* Local facts recorded with the state after @cb returns 0. */
+	uint64_t wal_frames; /* backing WAL frames valid after this commit */
+	/* Private to the engine. */
+	struct eng_commit *next;
+	uint64_t nonce;
+	int status;
+	bool noop;
+};
+
+/* Queue @c for commit.  Any thread; never blocks.  @c->cb runs exactly once
+ * on the loop thread.  A transaction whose pages all equal the committed
+ * state (a rollback's writes) completes with status 0 and c->noop set,
+ * without a log entry.  Returns 0, or an error when the engine is stopping
+ * (then the caller keeps everything and no callback runs). */
+int eng_submit(struct eng *e, struct eng_commit *c);
+
+#endif /* QF_ENGINE_H */
