@@ -1,1 +1,777 @@
-/* placeholder: being written */
+/* The running engine: a libuv loop thread that owns raft (libraft 0.15 with
+ * raft_uv storage), the state machine and the per-database state.
+ *
+ * Write path, happy case:
+ *   any thread  eng_submit(c)  -> mutex queue + uv_async_send
+ *   loop        drain_queue    -> per-database FIFO (one commit of a
+ *               database in raft at a time, so each entry's "checksum
+ *               before" is exact) -> noop check -> encode -> raft_apply
+ *   loop        fsm_apply      -> decode, check sequence and checksum
+ *               against local state, update page hashes
+ *   loop        apply_cb       -> c->cb(c, 0): the caller writes the held
+ *               bytes to the backing file and answers its process; then the
+ *               state header (applied index) is persisted.
+ * Failures: raft_apply refusing (not leader), leadership lost, shutdown and
+ * divergence each reach c->cb with a negative status.
+ *
+ * Replay: entries applied before the mount exists (log tail at start, or a
+ * snapshot restore) are written straight into the settled backing files;
+ * entries already reflected locally (index <= the database's applied
+ * index) are skipped, so replay is idempotent.
+ *
+ * libraft 0.15 workarounds (raft-notes.md): io.version = 2 for a v3 FSM,
+ * one entry per raft_apply, a barrier after becoming leader before anything
+ * is served, last_applied + 1 is the index inside fsm->apply. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "engine.h"
+#include "snapshot.h"
+#include "state.h"
+
+static void stop_raft(struct eng *e);
+
+struct eng {
+	struct eng_config cfg;
+	char *data_dir, *raft_dir, *db_dir, *state_dir, *address;
+	uv_loop_t loop;
+	pthread_t thread;
+	struct raft raft;
+	struct raft_io io;
+	struct raft_uv_transport transport;
+	struct raft_fsm fsm;
+	struct eng_dbs dbs;
+	uv_async_t async;
+	uv_timer_t timer;
+	struct raft_barrier barrier;
+	bool barrier_sent;
+	/* Queue from other threads, under @mu. */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct eng_commit *q_head, *q_tail;
+	bool stopping;
+	/* Startup handshake with eng_start, under @mu. */
+	bool ready_done;
+	int ready_status;
+	/* Loop thread only. */
+	bool live;		/* the mount may exist: no direct replay */
+	uint64_t next_nonce;
+	uint64_t start_ms;
+	struct eng__snapshot snap;
+};
+
+/* One raft_apply in flight. */
+struct apply {
+	struct raft_apply req;
+	struct eng_commit *c;
+	struct eng *e;
+	struct apply *next;
+};
+
+static struct apply *inflight; /* loop thread only; one engine per process */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Convert a raft error once, here, at the only edge that calls raft. */
+static int from_raft(int rv)
+{
+	switch (rv) {
+	case 0:
+		return 0;
+	case RAFT_NOTLEADER:
+		return QF_ENOTLEADER;
+	case RAFT_LEADERSHIPLOST:
+		return QF_ELEADERSHIPLOST;
+	case RAFT_SHUTDOWN:
+		return QF_ESHUTDOWN;
+	case RAFT_NOMEM:
+		return -ENOMEM;
+	case RAFT_NOSPACE:
+		return -ENOSPC;
+	case RAFT_IOERR:
+		return -EIO;
+	default:
+		return QF_ERAFT;
+	}
+}
+
+const char *eng_db_dir(const struct eng *e)
+{
+	return e->db_dir;
+}
+
+/* ---- finishing commits ---- */
+
+static void start_commit(struct eng *e, struct eng_commit *c);
+
+/* Run @c's callback, persist what it made durable, and start the next
+ * commit queued behind it on the same database. */
+static void finish(struct eng *e, struct eng_commit *c, int status)
+{
+	struct eng_db *d = eng__db_find(&e->dbs, c->txn->db);
+	bool record = status == 0 && !c->noop;
+	uint64_t wal_frames = 0;
+	struct eng_commit *next;
+	int local, rv;
+
+	eng_txn_free(c->txn);
+	c->txn = NULL;
+	local = c->cb(c, status, &wal_frames); /* @c may be gone now */
+	/* A failed local write leaves the files behind the state: the header
+	 * keeps the older index and a restart replays the entry. */
+	if (record && local == 0 && d != NULL) {
+		d->wal_frames = wal_frames;
+		rv = eng__db_save_header(&e->dbs, d);
+		if (rv != 0)
+			QF_LOG(QF_ERROR, "db=%s: saving state: %s", d->name,
+			       qf_strerror(rv));
+	}
+	if (d == NULL)
+		return;
+	d->busy = false;
+	next = d->wait_head;
+	if (next != NULL) {
+		d->wait_head = next->next;
+		if (d->wait_head == NULL)
+			d->wait_tail = NULL;
+		start_commit(e, next);
+	}
+}
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+	struct apply *a = QF_CONTAINER_OF(req, struct apply, req);
+	struct apply **pp;
+	int rv = from_raft(status);
+
+	for (pp = &inflight; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	if (rv == 0)
+		rv = (int)(intptr_t)result;
+	finish(a->e, a->c, rv);
+	free(a);
+}
+
+/* Loop thread: put @c into raft, or finish it right away. */
+static void start_commit(struct eng *e, struct eng_commit *c)
+{
+	struct eng_db *d = eng__db_get(&e->dbs, c->txn->db);
+	struct raft_buffer buf;
+	struct apply *a;
+	int rv;
+
+	if (d == NULL) {
+		rv = -ENOMEM;
+		goto fail;
+	}
+	if (d->busy) { /* queue behind the one in raft */
+		c->next = NULL;
+		if (d->wait_tail)
+			d->wait_tail->next = c;
+		else
+			d->wait_head = c;
+		d->wait_tail = c;
+		return;
+	}
+	d->busy = true;
+	if (d->diverged) {
+		rv = QF_EDIVERGED;
+		goto fail;
+	}
+	if (raft_state(&e->raft) != RAFT_LEADER) {
+		rv = QF_ENOTLEADER;
+		goto fail;
+	}
+	if (c->type == ENG_ENTRY_TXN && eng__db_txn_is_noop(d, c->txn)) {
+		c->noop = true;
+		finish(e, c, 0);
+		return;
+	}
+	c->txn->seq = d->seq + 1;
+	c->txn->cksum_before = d->cksum;
+	c->txn->cksum_after = eng__db_cksum_after(d, c->txn);
+	c->nonce = ++e->next_nonce;
+	a = calloc(1, sizeof *a);
+	buf.len = eng_entry_size(c->txn);
+	buf.base = a ? raft_malloc(buf.len) : NULL;
+	if (buf.base == NULL) {
+		free(a);
+		rv = -ENOMEM;
+		goto fail;
+	}
+	eng_entry_encode(c->type, c->txn, e->cfg.id, c->nonce, buf.base);
+	a->c = c;
+	a->e = e;
+	rv = raft_apply(&e->raft, &a->req, &buf, 1, apply_cb);
+	if (rv != 0) {
+		raft_free(buf.base);
+		free(a);
+		rv = from_raft(rv);
+		goto fail;
+	}
+	a->next = inflight;
+	inflight = a;
+	return;
+fail:
+	finish(e, c, rv);
+}
+
+static void drain_queue(uv_async_t *h)
+{
+	struct eng *e = h->data;
+	struct eng_commit *c, *next;
+	bool stopping;
+
+	pthread_mutex_lock(&e->mu);
+	c = e->q_head;
+	e->q_head = e->q_tail = NULL;
+	stopping = e->stopping;
+	pthread_mutex_unlock(&e->mu);
+	for (; c != NULL; c = next) {
+		next = c->next;
+		c->next = NULL;
+		start_commit(e, c);
+	}
+	if (stopping && !uv_is_closing((uv_handle_t *)&e->timer))
+		stop_raft(e);
+}
+
+int eng_submit(struct eng *e, struct eng_commit *c)
+{
+	pthread_mutex_lock(&e->mu);
+	if (e->stopping) {
+		pthread_mutex_unlock(&e->mu);
+		return QF_ESHUTDOWN;
+	}
+	c->next = NULL;
+	c->noop = false;
+	if (e->q_tail)
+		e->q_tail->next = c;
+	else
+		e->q_head = c;
+	e->q_tail = c;
+	pthread_mutex_unlock(&e->mu);
+	uv_async_send(&e->async);
+	return 0;
+}
+
+/* ---- the state machine ---- */
+
+static bool is_local_inflight(struct eng *e, const struct eng_entry *en)
+{
+	struct apply *a;
+
+	if (en->origin != e->cfg.id)
+		return false;
+	for (a = inflight; a != NULL; a = a->next)
+		if (a->c->nonce == en->nonce)
+			return true;
+	return false;
+}
+
+/* Write a replayed entry into the backing files (no mount exists yet). */
+static int replay_into_files(struct eng *e, struct eng_db *d,
+			     const struct eng_txn *t)
+{
+	int rv;
+
+	if (!d->settled) {
+		rv = eng__db_settle(&e->dbs, d->name);
+		if (rv != 0)
+			return rv;
+		d->settled = true;
+		d->wal_frames = 0;
+	}
+	rv = eng__db_write_backing(&e->dbs, t);
+	if (rv == 0)
+		rv = eng__db_save_header(&e->dbs, d);
+	return rv;
+}
+
+/* Never fails towards raft (a non-zero return would stall the log
+ * forever); problems are reported through *result and the database is
+ * marked diverged. */
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
+		     void **result)
+{
+	struct eng *e = fsm->data;
+	uint64_t index = raft_last_applied(&e->raft) + 1;
+	struct eng_entry en;
+	struct eng_db *d;
+	int rv;
+
+	*result = NULL;
+	rv = eng_entry_decode(buf->base, buf->len, &en);
+	if (rv != 0) {
+		QF_LOG(QF_ERROR, "index=%llu: undecodable entry: %s",
+		       (unsigned long long)index, qf_strerror(rv));
+		*result = (void *)(intptr_t)rv;
+		return 0;
+	}
+	d = eng__db_get(&e->dbs, en.txn->db);
+	if (d == NULL) {
+		rv = -ENOMEM;
+		goto out;
+	}
+	if (index <= d->applied)
+		goto out; /* already in the local files: replay skips it */
+	if (en.type != ENG_ENTRY_TXN) {
+		QF_LOG(QF_ERROR, "index=%llu: entry type %d not supported",
+		       (unsigned long long)index, en.type);
+		rv = QF_EMALFORMED;
+		goto out;
+	}
+	rv = eng__db_apply(d, en.txn, index);
+	if (rv != 0) {
+		d->diverged = true;
+		goto out;
+	}
+	if (is_local_inflight(e, &en))
+		goto out; /* the committer writes the files in its callback */
+	if (!e->live) {
+		rv = replay_into_files(e, d, en.txn);
+		if (rv != 0) {
+			QF_LOG(QF_ERROR, "db=%s index=%llu: replay: %s",
+			       d->name, (unsigned long long)index,
+			       qf_strerror(rv));
+			d->diverged = true;
+		}
+		goto out;
+	}
+	/* TODO(#4): apply other nodes' entries through the mount. */
+	QF_LOG(QF_ERROR, "db=%s index=%llu: entry from node %llu cannot be "
+	       "applied on a mounted node yet", d->name,
+	       (unsigned long long)index, (unsigned long long)en.origin);
+	d->diverged = true;
+	rv = QF_EDIVERGED;
+out:
+	eng_txn_free(en.txn);
+	*result = (void *)(intptr_t)rv;
+	return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+			unsigned *n_bufs)
+{
+	struct eng *e = fsm->data;
+
+	if (inflight != NULL)
+		return RAFT_BUSY; /* a commit's files are not written yet */
+	return eng__snapshot_take(&e->dbs, raft_last_applied(&e->raft), bufs,
+				  n_bufs);
+}
+
+static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+			      unsigned *n_bufs)
+{
+	struct eng *e = fsm->data;
+
+	return eng__snapshot_copy(e->db_dir, bufs, n_bufs);
+}
+
+static int fsm_snapshot_finalize(struct raft_fsm *fsm,
+				 struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+	struct eng *e = fsm->data;
+	struct eng_db *d;
+
+	eng__snapshot_free(bufs, n_bufs);
+	/* Tag fresh page hashes so a restart after a crash need not re-hash
+	 * databases that did not change since. */
+	for (d = e->dbs.head; d != NULL; d = d->next)
+		if (!d->busy && eng__db_save_all(&e->dbs, d) != 0)
+			QF_LOG(QF_WARN, "db=%s: saving hashes failed", d->name);
+	return 0;
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+	struct eng *e = fsm->data;
+	uint64_t index = 0;
+	int rv;
+
+	if (e->live) {
+		/* TODO(#4): install a snapshot on a mounted follower. */
+		QF_LOG(QF_ERROR, "snapshot install on a mounted node is not "
+		       "supported yet");
+		return RAFT_IOERR;
+	}
+	rv = eng__snapshot_restore(&e->dbs, buf->base, buf->len, &index);
+	if (rv != 0) {
+		QF_LOG(QF_ERROR, "snapshot restore: %s", qf_strerror(rv));
+		return RAFT_IOERR;
+	}
+	raft_free(buf->base);
+	QF_LOG(QF_INFO, "snapshot index=%llu restored",
+	       (unsigned long long)index);
+	return 0;
+}
+
+/* ---- startup and shutdown on the loop thread ---- */
+
+static void signal_ready(struct eng *e, int status)
+{
+	pthread_mutex_lock(&e->mu);
+	if (!e->ready_done) {
+		e->ready_done = true;
+		e->ready_status = status;
+		pthread_cond_broadcast(&e->cond);
+	}
+	pthread_mutex_unlock(&e->mu);
+}
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+	struct eng *e = req->data;
+
+	if (status != 0) {
+		QF_LOG(QF_ERROR, "startup barrier: %s", raft_strerror(status));
+		e->barrier_sent = false; /* retried by the timer */
+		return;
+	}
+	e->live = true;
+	QF_LOG(QF_INFO, "leader, log applied up to index=%llu",
+	       (unsigned long long)raft_last_applied(&e->raft));
+	signal_ready(e, 0);
+}
+
+/* Polls raft until this node leads and has applied its whole log. */
+static void timer_cb(uv_timer_t *t)
+{
+	struct eng *e = t->data;
+	int rv;
+
+	if (e->live)
+		return;
+	if (e->raft.configuration.n == 0) {
+		signal_ready(e, -ENOENT);
+		return;
+	}
+	if (raft_state(&e->raft) == RAFT_LEADER && !e->barrier_sent) {
+		e->barrier.data = e;
+		rv = raft_barrier(&e->raft, &e->barrier, barrier_cb);
+		if (rv == 0)
+			e->barrier_sent = true;
+	}
+	if (now_ms() - e->start_ms > 30000)
+		signal_ready(e, -ETIMEDOUT);
+}
+
+static void close_handles_cb(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void raft_closed_cb(struct raft *r)
+{
+	struct eng *e = r->data;
+
+	raft_uv_close(&e->io);
+	raft_uv_tcp_close(&e->transport);
+	uv_close((uv_handle_t *)&e->async, close_handles_cb);
+}
+
+static void stop_raft(struct eng *e)
+{
+	uv_timer_stop(&e->timer);
+	uv_close((uv_handle_t *)&e->timer, close_handles_cb);
+	raft_close(&e->raft, raft_closed_cb);
+}
+
+static int start_raft(struct eng *e)
+{
+	struct raft_configuration conf;
+	int rv;
+
+	rv = raft_uv_tcp_init(&e->transport, &e->loop);
+	if (rv != 0)
+		return rv;
+	rv = raft_uv_init(&e->io, &e->loop, e->raft_dir, &e->transport);
+	if (rv != 0)
+		return rv;
+	e->io.version = 2; /* libraft 0.15 bug: v3 FSMs are rejected otherwise */
+	e->fsm.version = 3;
+	e->fsm.data = e;
+	e->fsm.apply = fsm_apply;
+	e->fsm.snapshot = fsm_snapshot;
+	e->fsm.restore = fsm_restore;
+	e->fsm.snapshot_finalize = fsm_snapshot_finalize;
+	e->fsm.snapshot_async = fsm_snapshot_async;
+	rv = raft_init(&e->raft, &e->io, &e->fsm, e->cfg.id, e->address);
+	if (rv != 0) {
+		QF_LOG(QF_ERROR, "raft_init: %s", raft_errmsg(&e->raft));
+		return rv;
+	}
+	e->raft.data = e;
+	raft_set_election_timeout(&e->raft, 3000);
+	raft_set_heartbeat_timeout(&e->raft, 500);
+	raft_set_pre_vote(&e->raft, true);
+	raft_set_snapshot_threshold(&e->raft, e->cfg.snapshot_threshold);
+	raft_set_snapshot_trailing(&e->raft, e->cfg.snapshot_trailing);
+	if (e->cfg.bootstrap) {
+		raft_configuration_init(&conf);
+		rv = raft_configuration_add(&conf, e->cfg.id, e->address,
+					    RAFT_VOTER);
+		if (rv == 0)
+			rv = raft_bootstrap(&e->raft, &conf);
+		raft_configuration_close(&conf);
+		if (rv == RAFT_CANTBOOTSTRAP)
+			QF_LOG(QF_INFO, "already bootstrapped; --bootstrap ignored");
+		else if (rv != 0)
+			return rv;
+		else
+			QF_LOG(QF_INFO, "bootstrapped a one-node cluster id=%llu",
+			       (unsigned long long)e->cfg.id);
+	}
+	rv = raft_start(&e->raft);
+	if (rv != 0)
+		QF_LOG(QF_ERROR, "raft_start: %s", raft_errmsg(&e->raft));
+	return rv;
+}
+
+static void *loop_main(void *arg)
+{
+	struct eng *e = arg;
+	int rv;
+
+	rv = start_raft(e);
+	if (rv != 0) {
+		QF_LOG(QF_ERROR, "starting raft: %s", raft_strerror(rv));
+		/* The process exits after this; raft's partial state is not
+		 * unwound. */
+		signal_ready(e, from_raft(rv));
+		return NULL;
+	}
+	e->start_ms = now_ms();
+	uv_timer_start(&e->timer, timer_cb, 0, 10);
+	uv_run(&e->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+/* ---- node identity and the data dir ---- */
+
+static int read_small_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	long n;
+
+	if (fd < 0)
+		return -errno;
+	n = qf_pread_full(fd, buf, size - 1, 0);
+	close(fd);
+	if (n < 0)
+		return (int)n;
+	buf[n] = '\0';
+	return 0;
+}
+
+static int write_small_file(const char *path, const char *text)
+{
+	char tmp[4096];
+	int fd, rv;
+
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	rv = qf_pwrite_full(fd, text, strlen(text), 0);
+	if (rv == 0 && fsync(fd) != 0)
+		rv = -errno;
+	close(fd);
+	if (rv == 0 && rename(tmp, path) != 0)
+		rv = -errno;
+	return rv;
+}
+
+/* Check or record this node's id and address in DATA/node.  A restart may
+ * omit them (id 0, address NULL); a different value is refused. */
+static int check_identity(struct eng *e)
+{
+	char path[4096], text[512], addr[256];
+	unsigned long long id = 0;
+	int rv;
+
+	snprintf(path, sizeof path, "%s/node", e->data_dir);
+	rv = read_small_file(path, text, sizeof text);
+	if (rv == 0 && sscanf(text, "id=%llu address=%255s", &id, addr) == 2) {
+		if (e->cfg.id != 0 && e->cfg.id != id) {
+			QF_LOG(QF_ERROR, "data dir %s belongs to node id %llu, "
+			       "not %llu", e->data_dir, id,
+			       (unsigned long long)e->cfg.id);
+			return -EINVAL;
+		}
+		if (e->address != NULL && strcmp(e->address, addr) != 0) {
+			QF_LOG(QF_ERROR, "data dir %s belongs to address %s, "
+			       "not %s", e->data_dir, addr, e->address);
+			return -EINVAL;
+		}
+		e->cfg.id = id;
+		free(e->address);
+		e->address = strdup(addr);
+		return e->address ? 0 : -ENOMEM;
+	}
+	if (rv != -ENOENT && rv != 0)
+		return rv;
+	if (e->cfg.id == 0 || e->address == NULL) {
+		QF_LOG(QF_ERROR, "new data dir %s: --id and --address are "
+		       "required", e->data_dir);
+		return -EINVAL;
+	}
+	snprintf(text, sizeof text, "id=%llu address=%s\n",
+		 (unsigned long long)e->cfg.id, e->address);
+	return write_small_file(path, text);
+}
+
+/* Were the backing files written during this boot?  Writes are not
+ * fsynced (raft's log is the durable copy), so after a reboot they may
+ * have lost data and must be checked against their state. */
+static int check_boot(struct eng *e, bool *same_boot)
+{
+	char path[4096], now[128] = "", before[128] = "";
+	int rv;
+
+	rv = read_small_file("/proc/sys/kernel/random/boot_id", now, sizeof now);
+	if (rv != 0)
+		return rv;
+	snprintf(path, sizeof path, "%s/boot_id", e->state_dir);
+	rv = read_small_file(path, before, sizeof before);
+	*same_boot = rv == 0 && strcmp(now, before) == 0;
+	return write_small_file(path, now);
+}
+
+static int make_dir(const char *path)
+{
+	if (mkdir(path, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static void eng_free(struct eng *e)
+{
+	eng__dbs_close(&e->dbs);
+	pthread_mutex_destroy(&e->mu);
+	pthread_cond_destroy(&e->cond);
+	free(e->data_dir);
+	free(e->raft_dir);
+	free(e->db_dir);
+	free(e->state_dir);
+	free(e->address);
+	free(e);
+}
+
+static int prepare(struct eng *e)
+{
+	bool same_boot = false;
+	int rv;
+
+	if (asprintf(&e->raft_dir, "%s/raft", e->data_dir) < 0 ||
+	    asprintf(&e->db_dir, "%s/db", e->data_dir) < 0 ||
+	    asprintf(&e->state_dir, "%s/state", e->data_dir) < 0)
+		return -ENOMEM;
+	rv = make_dir(e->data_dir);
+	if (rv == 0)
+		rv = make_dir(e->raft_dir);
+	if (rv == 0)
+		rv = make_dir(e->db_dir);
+	if (rv == 0)
+		rv = make_dir(e->state_dir);
+	if (rv == 0)
+		rv = check_identity(e);
+	if (rv == 0)
+		rv = check_boot(e, &same_boot);
+	if (rv == 0)
+		rv = eng__dbs_init(&e->dbs, e->state_dir, e->db_dir);
+	if (rv == 0)
+		rv = eng__dbs_load(&e->dbs, same_boot);
+	return rv;
+}
+
+int eng_start(struct eng **out, const struct eng_config *c)
+{
+	struct eng *e = calloc(1, sizeof *e);
+	int rv;
+
+	if (e == NULL)
+		return -ENOMEM;
+	e->cfg = *c;
+	pthread_mutex_init(&e->mu, NULL);
+	pthread_cond_init(&e->cond, NULL);
+	e->data_dir = strdup(c->data_dir);
+	e->address = c->address ? strdup(c->address) : NULL;
+	if (e->data_dir == NULL || (c->address && e->address == NULL)) {
+		eng_free(e);
+		return -ENOMEM;
+	}
+	rv = prepare(e);
+	if (rv != 0) {
+		eng_free(e);
+		return rv;
+	}
+	if (uv_loop_init(&e->loop) != 0 ||
+	    uv_async_init(&e->loop, &e->async, drain_queue) != 0 ||
+	    uv_timer_init(&e->loop, &e->timer) != 0) {
+		eng_free(e);
+		return -ENOMEM;
+	}
+	e->async.data = e;
+	e->timer.data = e;
+	rv = pthread_create(&e->thread, NULL, loop_main, e);
+	if (rv != 0) {
+		eng_free(e);
+		return -rv;
+	}
+	pthread_mutex_lock(&e->mu);
+	while (!e->ready_done)
+		pthread_cond_wait(&e->cond, &e->mu);
+	rv = e->ready_status;
+	pthread_mutex_unlock(&e->mu);
+	if (rv == -ENOENT)
+		QF_LOG(QF_ERROR, "this node is in no cluster yet: start the "
+		       "first node with --bootstrap");
+	*out = e;
+	return rv;
+}
+
+void eng_stop(struct eng *e)
+{
+	struct eng_db *d;
+	bool started;
+
+	pthread_mutex_lock(&e->mu);
+	started = e->ready_status == 0;
+	e->stopping = true;
+	pthread_mutex_unlock(&e->mu);
+	if (started) {
+		uv_async_send(&e->async);
+		pthread_join(e->thread, NULL);
+		uv_loop_close(&e->loop);
+		/* The loop is gone: this thread owns the state now. */
+		for (d = e->dbs.head; d != NULL; d = d->next)
+			if (eng__db_save_all(&e->dbs, d) != 0)
+				QF_LOG(QF_WARN, "db=%s: saving state failed",
+				       d->name);
+		eng_free(e);
+		return;
+	}
+	/* Startup failed: the process is about to exit; the loop thread
+	 * has returned or is blocked in raft, so leave the memory. */
+}

@@ -100,30 +100,34 @@ const char *eng_db_dir(const struct eng *e);
 
 struct eng_commit;
 /* Loop thread.  @status is 0 once the transaction is committed and applied
- * (the caller must now make the backing files reflect it), or a negative
+ * (the callee must now make the backing files reflect it), or a negative
  * code: the transaction is not committed (or, for QF_ELEADERSHIPLOST, its
- * fate is unknown). */
-typedef void (*eng_commit_cb)(struct eng_commit *c, int status);
+ * fate is unknown).  The callee returns 0 when the backing files now hold
+ * the transaction (then *wal_frames, preset to 0, tells how many backing
+ * WAL frames hold the database's committed state), or a negative code when
+ * writing them failed: the engine then leaves the entry to be replayed at
+ * the next start.  The engine no longer touches @c once this is called, so
+ * the callee may free it. */
+typedef int (*eng_commit_cb)(struct eng_commit *c, int status,
+			     uint64_t *wal_frames);
 
 /* A request to commit one transaction. */
 struct eng_commit {
 	void *data;
-	struct eng_txn *txn; /* owned by the engine after a successful submit */
+	struct eng_txn *txn; /* owned by the engine after a successful submit,
+				and freed before @cb runs */
 	int type;	     /* ENG_ENTRY_TXN or ENG_ENTRY_UNLINK */
 	eng_commit_cb cb;
-	/* Local facts recorded with the state after @cb returns 0. */
-	uint64_t wal_frames; /* backing WAL frames valid after this commit */
 	/* Private to the engine. */
 	struct eng_commit *next;
 	uint64_t nonce;
-	int status;
 	bool noop;
 };
 
 /* Queue @c for commit.  Any thread; never blocks.  @c->cb runs exactly once
  * on the loop thread.  A transaction whose pages all equal the committed
- * state (a rollback's writes) completes with status 0 and c->noop set,
- * without a log entry.  Returns 0, or an error when the engine is stopping
+ * state (a rollback's writes) completes with status 0 without a log
+ * entry.  Returns 0, or an error when the engine is stopping
  * (then the caller keeps everything and no callback runs). */
 int eng_submit(struct eng *e, struct eng_commit *c);
 

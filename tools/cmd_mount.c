@@ -1,1 +1,330 @@
-/* placeholder: being written */
+/* quorafs mount: run one node.  Checks the paths, takes the data dir's
+ * lock, starts the engine (raft), mounts the filesystem and serves it until
+ * SIGINT or SIGTERM, then answers what is pending, unmounts and exits 0. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include "../engine/engine.h"
+#include "../fs/fs.h"
+#include "tools.h"
+
+#define FUSE_SUPER_MAGIC 0x65735546
+
+struct opts {
+	const char *data_dir, *mount, *address;
+	unsigned long long id;
+	bool bootstrap, fsync_wal, allow_other;
+	unsigned threshold, trailing, threads;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+"usage: quorafs mount --data-dir DIR --mount DIR --id N --address HOST:PORT\n"
+"                     [--bootstrap] [options]\n\n"
+"Run a quorafs node in the foreground: mount its databases at --mount and\n"
+"commit every transaction through Raft before the writer's commit returns.\n"
+"Stop it with SIGINT or SIGTERM (Ctrl-C): it unmounts and exits 0.\n\n"
+"  --data-dir DIR          raft log, snapshots and backing files (created)\n"
+"  --mount DIR             where the databases appear (created; must be empty)\n"
+"  --id N                  this node's raft id (> 0); remembered in DIR\n"
+"  --address HOST:PORT     this node's raft address; remembered in DIR\n"
+"  --bootstrap             form a new one-node cluster if DIR is new;\n"
+"                          ignored when DIR is already initialised\n"
+"  --snapshot-threshold N  log entries between snapshots (default 1024)\n"
+"  --snapshot-trailing N   entries kept after a snapshot (default 2048)\n"
+"  --threads N             FUSE worker threads (default 16)\n"
+"  --fsync-wal             also fdatasync -wal files on fsync (default: no,\n"
+"                          raft's log is the durable copy)\n"
+"  --allow-other           let users other than the owner use the mount\n"
+"  --log-level LEVEL       debug, info (default), warn or error\n"
+"  -h, --help              this text\n\n"
+"A restart with the same --data-dir resumes the node; --id and --address may\n"
+"then be omitted.\n");
+}
+
+static int parse_uint(const char *s, unsigned long long max,
+		      unsigned long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return errno == 0 && *s != '\0' && *s != '-' && *end == '\0' &&
+			       *out <= max ? 0 : -1;
+}
+
+static int check_address(const char *a)
+{
+	const char *colon = strrchr(a, ':');
+	unsigned long long port;
+
+	return colon != NULL && colon != a &&
+	       parse_uint(colon + 1, 65535, &port) == 0 && port > 0 ? 0 : -1;
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	static const struct option longs[] = {
+		{"data-dir", required_argument, NULL, 'd'},
+		{"mount", required_argument, NULL, 'm'},
+		{"id", required_argument, NULL, 'i'},
+		{"address", required_argument, NULL, 'a'},
+		{"bootstrap", no_argument, NULL, 'b'},
+		{"snapshot-threshold", required_argument, NULL, 'T'},
+		{"snapshot-trailing", required_argument, NULL, 'R'},
+		{"threads", required_argument, NULL, 't'},
+		{"fsync-wal", no_argument, NULL, 'F'},
+		{"allow-other", no_argument, NULL, 'A'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	unsigned long long v;
+	int c, level;
+
+	memset(o, 0, sizeof *o);
+	o->threshold = 1024;
+	o->trailing = 2048;
+	o->threads = 16;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+		switch (c) {
+		case 'd': o->data_dir = optarg; break;
+		case 'm': o->mount = optarg; break;
+		case 'a': o->address = optarg; break;
+		case 'b': o->bootstrap = true; break;
+		case 'F': o->fsync_wal = true; break;
+		case 'A': o->allow_other = true; break;
+		case 'h': usage(stdout); exit(0);
+		case 'i':
+			if (parse_uint(optarg, UINT64_MAX, &o->id) != 0 || o->id == 0) {
+				fprintf(stderr, "quorafs mount: --id must be a positive integer, not '%s'\n", optarg);
+				return -1;
+			}
+			break;
+		case 'T': case 'R': case 't':
+			if (parse_uint(optarg, 1u << 30, &v) != 0 || v == 0) {
+				fprintf(stderr, "quorafs mount: %s needs a positive integer, not '%s'\n",
+					argv[optind - 1], optarg);
+				return -1;
+			}
+			if (c == 'T') o->threshold = (unsigned)v;
+			else if (c == 'R') o->trailing = (unsigned)v;
+			else o->threads = (unsigned)v;
+			break;
+		case 'l':
+			level = qf_log_parse_level(optarg);
+			if (level < 0) {
+				fprintf(stderr, "quorafs mount: unknown log level '%s' (debug, info, warn, error)\n", optarg);
+				return -1;
+			}
+			qf_log_set_level(level);
+			break;
+		default:
+			fprintf(stderr, "quorafs mount: unknown or incomplete option '%s'\n"
+				"Run 'quorafs mount --help' for usage.\n", argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "quorafs mount: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (o->data_dir == NULL || o->mount == NULL) {
+		fprintf(stderr, "quorafs mount: --data-dir and --mount are required\n"
+			"Run 'quorafs mount --help' for usage.\n");
+		return -1;
+	}
+	if (o->address != NULL && check_address(o->address) != 0) {
+		fprintf(stderr, "quorafs mount: --address must be HOST:PORT, not '%s'\n", o->address);
+		return -1;
+	}
+	return 0;
+}
+
+static int make_dirs(const char *path)
+{
+	char buf[PATH_MAX];
+	char *p;
+
+	if (strlen(path) >= sizeof buf)
+		return -ENAMETOOLONG;
+	strcpy(buf, path);
+	for (p = buf + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+				return -errno;
+			*p = '/';
+		}
+	if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Is @inner equal to or inside @outer (both real paths)? */
+static bool nested(const char *inner, const char *outer)
+{
+	size_t n = strlen(outer);
+
+	return strncmp(inner, outer, n) == 0 &&
+	       (inner[n] == '\0' || inner[n] == '/' || strcmp(outer, "/") == 0);
+}
+
+static int check_mountpoint(const char *mnt, char *real)
+{
+	struct stat st, parent;
+	char up[PATH_MAX + 3];
+	DIR *d;
+	struct dirent *e;
+
+	if (stat(mnt, &st) != 0 && errno == ENOTCONN) {
+		fprintf(stderr, "quorafs mount: %s is a stale FUSE mount (its daemon died).\n"
+			"Fix it with: fusermount3 -u %s   (or: umount -l %s)\n", mnt, mnt, mnt);
+		return -1;
+	}
+	if (make_dirs(mnt) != 0 || realpath(mnt, real) == NULL ||
+	    stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "quorafs mount: mount point %s is not a usable directory: %s\n",
+			mnt, strerror(errno ? errno : ENOTDIR));
+		return -1;
+	}
+	snprintf(up, sizeof up, "%s/..", real);
+	if (stat(up, &parent) == 0 && parent.st_dev != st.st_dev) {
+		fprintf(stderr, "quorafs mount: %s is already a mount point; unmount it first "
+			"(umount %s)\n", real, real);
+		return -1;
+	}
+	d = opendir(real);
+	while (d != NULL && (e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+			closedir(d);
+			fprintf(stderr, "quorafs mount: mount point %s is not empty; "
+				"mount on an empty directory\n", real);
+			return -1;
+		}
+	if (d != NULL)
+		closedir(d);
+	return 0;
+}
+
+static int check_data_dir(const char *dir, char *real)
+{
+	struct statfs sf;
+
+	if (make_dirs(dir) != 0 || realpath(dir, real) == NULL) {
+		fprintf(stderr, "quorafs mount: cannot create data dir %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	if (statfs(real, &sf) != 0) {
+		fprintf(stderr, "quorafs mount: statfs %s: %s\n", real, strerror(errno));
+		return -1;
+	}
+	if (sf.f_type == FUSE_SUPER_MAGIC) {
+		fprintf(stderr, "quorafs mount: data dir %s is on a FUSE filesystem; raft's log "
+			"needs a local disk filesystem (ext4, xfs, tmpfs)\n", real);
+		return -1;
+	}
+	return 0;
+}
+
+/* Hold an OFD lock on DATA/LOCK for the life of the process. */
+static int lock_data_dir(const char *dir)
+{
+	char path[PATH_MAX + 8], pid[32];
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	int fd;
+	long n;
+
+	snprintf(path, sizeof path, "%s/LOCK", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "quorafs mount: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+		n = qf_pread_full(fd, pid, sizeof pid - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		fprintf(stderr, "quorafs mount: another quorafs daemon%s%s is using %s\n",
+			pid[0] ? " (pid " : "", pid[0] ? strcat(pid, ")") : "", dir);
+		close(fd);
+		return -1;
+	}
+	n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || qf_pwrite_full(fd, pid, (size_t)n, 0) != 0)
+		QF_LOG(QF_WARN, "could not record the pid in %s", path);
+	return fd; /* kept open: the lock lives as long as the process */
+}
+
+int qf_cmd_mount(int argc, char **argv)
+{
+	char data[PATH_MAX], mnt[PATH_MAX];
+	struct eng_config ec;
+	struct fs_config fc;
+	struct eng *e = NULL;
+	struct fs *fs = NULL;
+	struct opts o;
+	int rv, lock_fd;
+
+	if (parse(argc, argv, &o) != 0)
+		return 2;
+	if (check_data_dir(o.data_dir, data) != 0)
+		return 1;
+	if (check_mountpoint(o.mount, mnt) != 0)
+		return 1;
+	if (nested(mnt, data) || nested(data, mnt)) {
+		fprintf(stderr, "quorafs mount: the mount point (%s) and the data dir (%s) must not "
+			"contain each other\n", mnt, data);
+		return 1;
+	}
+	lock_fd = lock_data_dir(data);
+	if (lock_fd < 0)
+		return 1;
+	memset(&ec, 0, sizeof ec);
+	ec.data_dir = data;
+	ec.id = o.id;
+	ec.address = o.address;
+	ec.bootstrap = o.bootstrap;
+	ec.snapshot_threshold = o.threshold;
+	ec.snapshot_trailing = o.trailing < o.threshold ? o.threshold : o.trailing;
+	rv = eng_start(&e, &ec);
+	if (rv != 0) {
+		fprintf(stderr, "quorafs mount: cannot start the node: %s\n", qf_strerror(rv));
+		if (e != NULL)
+			eng_stop(e);
+		return 1;
+	}
+	memset(&fc, 0, sizeof fc);
+	fc.mountpoint = mnt;
+	fc.backing_dir = eng_db_dir(e);
+	fc.engine = e;
+	fc.fsync_wal = o.fsync_wal;
+	fc.max_threads = o.threads;
+	fc.allow_other = o.allow_other;
+	rv = fs_new(&fs, &fc);
+	if (rv != 0) {
+		fprintf(stderr, "quorafs mount: cannot mount %s: %s\n", mnt, qf_strerror(rv));
+		eng_stop(e);
+		return 1;
+	}
+	QF_LOG(QF_INFO, "ready: databases at %s (try: sqlite3 %s/app.db)", mnt, mnt);
+	rv = fs_loop(fs);
+	QF_LOG(QF_INFO, "stopping");
+	eng_stop(e);
+	fs_free(fs);
+	close(lock_fd);
+	QF_LOG(QF_INFO, "stopped");
+	return rv == 0 ? 0 : 1;
+}

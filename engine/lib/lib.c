@@ -1,5 +1,4 @@
 /* Error names, logging, hashing and file I/O helpers.  Any thread. */
-#define _GNU_SOURCE
 #include "lib.h"
 
 #include <errno.h>

@@ -1,5 +1,4 @@
 /* Fork-per-test runner for tests/lib/unit.h. */
-#define _GNU_SOURCE
 #include "unit.h"
 
 #include <signal.h>

@@ -1,0 +1,103 @@
+/* Per-database replicated state (private to engine/).
+ *
+ * For every database the engine keeps what a node needs to check that its
+ * copy matches the leader's: page size, size in pages, the sequence number
+ * of the last transaction, the rolling content checksum (XOR of
+ * qf_page_hash over pages 1..db_pages) and one page hash per page, plus the
+ * raft index of the last entry applied to it.
+ *
+ * On disk, under DATA/state/, each database has:
+ *   NAME.state   a 96-byte header rewritten in place (one pwrite) after each
+ *                transaction reaches the backing files;
+ *   NAME.hashes  the page hashes, written whole (temp file + rename) at
+ *                clean shutdown and after snapshots, tagged with the index
+ *                they describe.
+ * NAME is the database path with '%' and '/' escaped.  At start a database
+ * whose hashes are tagged with its header's index is trusted as is; any
+ * other is re-hashed from its backing files (O(size)).
+ *
+ * Loop thread only, except during eng_start before the loop runs. */
+#ifndef QF_ENGINE_STATE_H
+#define QF_ENGINE_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+struct eng_db {
+	char *name;
+	uint32_t page_size;
+	uint32_t db_pages;
+	uint64_t seq;
+	uint64_t cksum;
+	uint64_t applied;   /* raft index of the last entry applied here */
+	uint64_t wal_frames;/* local: backing WAL frames after @applied */
+	uint64_t *hash;	    /* hash[pgno - 1] for pgno 1..db_pages */
+	uint32_t hash_cap;
+	bool diverged;	    /* a check failed: refuse writes until repaired */
+	int fd;		    /* open NAME.state, -1 until first saved */
+	bool settled;	    /* backing files settled during this start */
+	bool busy;	    /* a commit of this database is in raft */
+	struct eng_commit *wait_head, *wait_tail; /* commits queued behind */
+	struct eng_db *next;
+};
+
+struct eng_dbs {
+	char *state_dir;
+	char *db_dir;
+	struct eng_db *head;
+};
+
+int eng__dbs_init(struct eng_dbs *s, const char *state_dir, const char *db_dir);
+void eng__dbs_close(struct eng_dbs *s);
+
+/* Load every NAME.state in the state dir.  Databases whose hashes are not
+ * current are re-hashed from the backing files; with @trust_files false
+ * (another boot since the files were written: they may have lost unsynced
+ * writes) every database is re-hashed and one that disagrees with its
+ * header is reset to empty so snapshot plus log rebuild it. */
+int eng__dbs_load(struct eng_dbs *s, bool trust_files);
+
+struct eng_db *eng__db_find(struct eng_dbs *s, const char *name);
+/* Find or create (empty) the state of @name.  NULL on allocation failure. */
+struct eng_db *eng__db_get(struct eng_dbs *s, const char *name);
+
+/* Would @t change nothing (every page hash and the size equal)? */
+bool eng__db_txn_is_noop(const struct eng_db *d, const struct eng_txn *t);
+
+/* Rolling checksum of @d after applying @t, without changing @d. */
+uint64_t eng__db_cksum_after(const struct eng_db *d, const struct eng_txn *t);
+
+/* Check @t against @d (sequence and checksum before) and apply it to the
+ * hashes.  QF_EDIVERGED if a check fails; @d then stays as it was. */
+int eng__db_apply(struct eng_db *d, const struct eng_txn *t, uint64_t index);
+
+/* Write @t's pages straight into the backing database file (used to replay
+ * entries before the mount exists).  0 or -errno. */
+int eng__db_write_backing(struct eng_dbs *s, const struct eng_txn *t);
+
+/* Replace the backing database file of @name with @image (db_pages pages
+ * of page_size bytes), before the mount exists.  0 or -errno. */
+int eng__db_write_image(struct eng_dbs *s, const char *name,
+			const uint8_t *image, uint32_t page_size,
+			uint32_t db_pages);
+
+/* Persist the header of @d (one pwrite, no fsync).  0 or -errno. */
+int eng__db_save_header(struct eng_dbs *s, struct eng_db *d);
+/* Persist the header and the page hashes of @d (temp file + rename). */
+int eng__db_save_all(struct eng_dbs *s, struct eng_db *d);
+
+/* Bring the backing files of @name to a single settled database file:
+ * open them with SQLite directly (which rolls back a hot journal or
+ * recovers a WAL) and checkpoint the WAL into the database.  Only while
+ * nothing is mounted.  0 or -errno. */
+int eng__db_settle(struct eng_dbs *s, const char *name);
+
+/* Recompute @d's hashes and checksum from its settled backing file. */
+int eng__db_rehash(struct eng_dbs *s, struct eng_db *d);
+
+/* Remove the state files and reset @d to empty. */
+int eng__db_reset(struct eng_dbs *s, struct eng_db *d);
+
+#endif /* QF_ENGINE_STATE_H */

@@ -1,0 +1,38 @@
+/* The FUSE front end: presents the backing database files through a
+ * mount, and holds each write, truncate or unlink that completes a SQLite
+ * transaction until the engine has committed it through raft.
+ *
+ * Threads: fs_new, fs_loop and fs_free run on the main thread; FUSE
+ * requests are served by libfuse's worker threads; commit callbacks run on
+ * the engine's loop thread and answer the held requests from there. */
+#ifndef QF_FS_H
+#define QF_FS_H
+
+#include <stdbool.h>
+
+#include "../engine/engine.h"
+
+struct fs;
+
+struct fs_config {
+	const char *mountpoint;
+	const char *backing_dir; /* eng_db_dir(engine) */
+	struct eng *engine;
+	bool fsync_wal;		 /* fdatasync -wal on FSYNC (default off:
+				  * raft's log is the durable copy) */
+	unsigned max_threads;	 /* FUSE worker threads */
+	bool allow_other;	 /* let other users see the mount */
+};
+
+/* Mount.  0 or a negative code; logs why it failed. */
+int fs_new(struct fs **fs, const struct fs_config *c);
+/* Serve until SIGINT/SIGTERM or an external unmount.  0 or -errno. */
+int fs_loop(struct fs *fs);
+/* Unmount and free.  Held requests must have been answered (eng_stop
+ * answers them through their callbacks). */
+void fs_free(struct fs *fs);
+
+/* The errno a FUSE reply carries for an internal code. */
+int fs_errno(int code);
+
+#endif /* QF_FS_H */
