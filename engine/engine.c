@@ -41,6 +41,10 @@
 
 static void stop_raft(struct eng *e);
 
+/* Raft holds entries in memory until a snapshot covers them, and the entry
+ * format's length field is 32 bits: cap one transaction's entry. */
+#define ENG_MAX_ENTRY (1024u << 20)
+
 struct eng {
 	struct eng_config cfg;
 	char *data_dir, *raft_dir, *db_dir, *state_dir, *address;
@@ -209,9 +213,16 @@ static void start_commit(struct eng *e, struct eng_commit *c)
 	c->txn->seq = d->seq + 1;
 	c->txn->cksum_before = d->cksum;
 	c->txn->cksum_after = eng__db_cksum_after(d, c->txn);
+	buf.len = eng_entry_size(c->txn);
+	if (buf.len > ENG_MAX_ENTRY) {
+		QF_LOG(QF_ERROR, "db=%s: transaction of %zu MiB refused: the "
+		       "limit is %u MiB per transaction", c->txn->db,
+		       buf.len >> 20, ENG_MAX_ENTRY >> 20);
+		rv = -EFBIG;
+		goto fail;
+	}
 	c->nonce = ++e->next_nonce;
 	a = calloc(1, sizeof *a);
-	buf.len = eng_entry_size(c->txn);
 	buf.base = a ? raft_malloc(buf.len) : NULL;
 	if (buf.base == NULL) {
 		free(a);

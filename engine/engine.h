@@ -50,7 +50,9 @@ void eng_txn_free(struct eng_txn *t);
  * Decoding rejects (QF_EMALFORMED) a wrong magic, unknown version or type,
  * a length that disagrees with the buffer or the counts, a bad page size,
  * page numbers not strictly ascending or 0 or above db_pages (for TXN), a
- * name that is empty, absolute, contains "..", NUL or is over 4095 bytes,
+ * name that is not a canonical relative path (empty, over 4095 bytes, a
+ * NUL, or an empty, "." or ".." component: "a..b" is valid, "a/../b",
+ * "/a", "a//b" and "a/" are not),
  * non-zero padding or reserved fields, and a trailer hash mismatch. */
 enum {
 	ENG_ENTRY_TXN = 1,    /* a transaction: txn fully set */

@@ -409,6 +409,24 @@ out:
 	return rv;
 }
 
+/* A cheap sanity check before trusting a database's files: the database
+ * file's size, or with a WAL at least a database file. */
+static bool backing_size_matches(struct eng_dbs *s, struct eng_db *d)
+{
+	char *path = backing_path(s, d->name, "");
+	struct stat st;
+	bool ok;
+
+	if (path == NULL)
+		return false;
+	ok = stat(path, &st) == 0 ? (d->wal_frames > 0 ||
+				     (uint64_t)st.st_size ==
+					     (uint64_t)d->db_pages * d->page_size)
+				  : d->db_pages == 0;
+	free(path);
+	return ok;
+}
+
 static int load_one(struct eng_dbs *s, const char *file, size_t len,
 		    bool trust_files)
 {
@@ -445,7 +463,8 @@ static int load_one(struct eng_dbs *s, const char *file, size_t len,
 	d->applied = qf_get_le64(h + 32);
 	hashes_index = qf_get_le64(h + 40);
 	d->wal_frames = qf_get_le64(h + 48);
-	if (trust_files && hashes_index == d->applied) {
+	if (trust_files && hashes_index == d->applied &&
+	    backing_size_matches(s, d)) {
 		rv = load_hashes(s, d, d->applied);
 		if (rv != 0)
 			return rv < 0 ? rv : 0;

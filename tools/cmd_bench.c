@@ -14,11 +14,11 @@ int qf_cmd_bench(int argc, char **argv)
 
 	if (args == NULL)
 		return 1;
-	args[0] = "python3";
+	args[0] = "/usr/bin/python3";
 	args[1] = QF_SOURCE_ROOT "/tools/bench.py";
 	for (i = 1; i < argc; i++)
 		args[i + 1] = argv[i];
-	execvp("python3", args);
+	execv(args[0], args);
 	perror("quorafs bench: python3");
 	free(args);
 	return 1;

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds, runs the unit
+# tests and the integration tests (through real mounts), and ends with one
+# line "N passed, N failed" summing both.  Exit status 0 only if all pass.
+#   QF_TEST_ARGS   extra pytest arguments (e.g. "-k crash")
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+tools/install-deps.sh || { echo "installing dependencies failed"; exit 1; }
+tools/build.sh || { echo "build failed"; exit 1; }
+
+# A wedged FUSE connection can only be aborted through fusectl.
+if ! mountpoint -q /sys/fs/fuse/connections 2>/dev/null; then
+	mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null || true
+fi
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+echo "== unit tests"
+unit_pass=0
+unit_fail=0
+for t in build/tests/test_*; do
+	[ -f "$t" ] && [ -x "$t" ] || continue
+	out=$("$t" 2>&1)
+	echo "$out" | grep -v '^ok ' || true
+	line=$(echo "$out" | tail -n 1)
+	if [[ "$line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+		unit_pass=$((unit_pass + BASH_REMATCH[1]))
+		unit_fail=$((unit_fail + BASH_REMATCH[2]))
+	else
+		echo "$t: did not finish"
+		unit_fail=$((unit_fail + 1))
+	fi
+done
+echo "unit: $unit_pass passed, $unit_fail failed"
+
+echo "== integration tests"
+# shellcheck disable=SC2086
+/usr/bin/python3 -m pytest -q -rfE -p no:cacheprovider tests/integration ${QF_TEST_ARGS:-} 2>&1 | tee "$log"
+summary=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$log" | tail -n 1)
+it_pass=$(echo "$summary" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
+it_fail=$(echo "$summary" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
+it_err=$(echo "$summary" | grep -oE '[0-9]+ errors?' | grep -oE '[0-9]+' || echo 0)
+if [ -z "$summary" ]; then
+	it_fail=1 # pytest did not run to its summary
+fi
+pass=$((unit_pass + ${it_pass:-0}))
+fail=$((unit_fail + ${it_fail:-0} + ${it_err:-0}))
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
