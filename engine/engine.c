@@ -654,18 +654,27 @@ static int check_identity(struct eng *e)
 
 /* Were the backing files written during this boot?  Writes are not
  * fsynced (raft's log is the durable copy), so after a reboot they may
- * have lost data and must be checked against their state. */
-static int check_boot(struct eng *e, bool *same_boot)
+ * have lost data and must be checked against their state.  *now receives
+ * this boot's id, recorded by record_boot() once the check is done. */
+static int check_boot(struct eng *e, char *now, size_t size, bool *same_boot)
 {
-	char path[4096], now[128] = "", before[128] = "";
+	char path[4096], before[128] = "";
 	int rv;
 
-	rv = read_small_file("/proc/sys/kernel/random/boot_id", now, sizeof now);
+	rv = read_small_file("/proc/sys/kernel/random/boot_id", now, size);
 	if (rv != 0)
 		return rv;
 	snprintf(path, sizeof path, "%s/boot_id", e->state_dir);
 	rv = read_small_file(path, before, sizeof before);
 	*same_boot = rv == 0 && strcmp(now, before) == 0;
+	return 0;
+}
+
+static int record_boot(struct eng *e, const char *now)
+{
+	char path[4096];
+
+	snprintf(path, sizeof path, "%s/boot_id", e->state_dir);
 	return write_small_file(path, now);
 }
 
@@ -692,6 +701,7 @@ static void eng_free(struct eng *e)
 static int prepare(struct eng *e)
 {
 	bool same_boot = false;
+	char boot[128] = "";
 	int rv;
 
 	if (asprintf(&e->raft_dir, "%s/raft", e->data_dir) < 0 ||
@@ -708,11 +718,13 @@ static int prepare(struct eng *e)
 	if (rv == 0)
 		rv = check_identity(e);
 	if (rv == 0)
-		rv = check_boot(e, &same_boot);
+		rv = check_boot(e, boot, sizeof boot, &same_boot);
 	if (rv == 0)
 		rv = eng__dbs_init(&e->dbs, e->state_dir, e->db_dir);
 	if (rv == 0)
 		rv = eng__dbs_load(&e->dbs, same_boot);
+	if (rv == 0)
+		rv = record_boot(e, boot); /* the files are checked now */
 	return rv;
 }
 

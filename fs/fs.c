@@ -536,12 +536,20 @@ static int open_backing(struct fs_inode *in, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
-static void finish_open(struct fs_inode *in, struct fuse_file_info *fi,
-			int fd)
+/* -wal files use direct I/O: each pwrite reaches us whole (no fragments
+ * at page boundaries, no page locks held across a parked write, refused
+ * bytes never enter the page cache) and a commit needs fewer requests
+ * (fuse-spike.md §5).  Everything else is cached; -shm must be, for mmap. */
+static void finish_open(struct fs *fs, struct fs_inode *in,
+			struct fuse_file_info *fi, int fd)
 {
 	fi->fh = (uint64_t)fd;
-	fi->keep_cache = 1;
-	(void)in;
+	if (in->kind == FS_WAL && !fs->cfg.cached_wal) {
+		fi->direct_io = 1;
+		fi->keep_cache = 0;
+	} else {
+		fi->keep_cache = 1;
+	}
 }
 
 static int truncate_on_open(struct fs *fs, struct fs_inode *in, int fd)
@@ -592,7 +600,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			return;
 		}
 	}
-	finish_open(in, fi, fd);
+	finish_open(fs, in, fi, fd);
 	if (fuse_reply_open(req, fi) != 0)
 		close(fd); /* the request was interrupted */
 }
@@ -623,7 +631,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e.ino = nodeid_of(fs, in);
 	e.attr_timeout = TIMEOUT;
 	e.entry_timeout = TIMEOUT;
-	finish_open(in, fi, fd);
+	finish_open(fs, in, fi, fd);
 	if (fuse_reply_create(req, &e, fi) != 0)
 		close(fd);
 }
@@ -702,6 +710,13 @@ static void write_wal(fuse_req_t req, struct fs *fs, struct fs_inode *in,
 	free(db_name);
 	if (rv == FS_WAL_PASS) {
 		rv = qf_pwrite_full(in->rw_fd, buf, size, off);
+		if (rv != 0) {
+			/* The tracker assumed the bytes landed: rescan. */
+			fs__wal_close(in->wal);
+			if (fs__wal_init(in->wal, in->rw_fd) != 0)
+				QF_LOG(QF_ERROR, "wal=%s: rescan failed",
+				       in->name);
+		}
 		pthread_mutex_unlock(&in->mu);
 		if (rv != 0)
 			fuse_reply_err(req, -rv);

@@ -22,6 +22,8 @@ struct fs_config {
 				  * raft's log is the durable copy) */
 	unsigned max_threads;	 /* FUSE worker threads */
 	bool allow_other;	 /* let other users see the mount */
+	bool cached_wal;	 /* serve -wal through the page cache instead
+				  * of direct I/O */
 };
 
 /* Mount.  0 or a negative code; logs why it failed. */

@@ -46,11 +46,27 @@ struct fs_wal {
 	uint32_t commit_ck[2];	/* running checksum after frame @committed */
 	uint64_t valid;		/* frames after @committed validated in order */
 	uint32_t *ck;		/* ck[2*i], ck[2*i+1]: checksum after frame
-				 * committed+1+i, for i < valid */
-	uint64_t ck_cap;	/* capacity of @ck in frames */
+				 * committed+1+i, for i < known */
+	uint64_t ck_cap;	/* capacity of @ck (and @meta) in frames */
 	uint64_t size;		/* backing file size as the tracker sees it */
 	bool refused;		/* sticky refusal after a failed commit */
 	uint64_t pending;	/* frames of the held transaction, 0 if none */
+	/* Private to fs/wal.c. */
+	uint32_t *meta;		/* meta[2*i], meta[2*i+1]: pgno and commit
+				 * size of frame committed+1+i, for i < known */
+	uint64_t known;		/* >= valid; frames valid+2 .. known were
+				 * validated and not written since, so they
+				 * stay valid if frame valid+1 revalidates to
+				 * the checksum remembered for it */
+	bool stuck;		/* frame committed+valid+1 was examined and is
+				 * incomplete or invalid; no write touched it
+				 * since */
+	uint64_t held_end;	/* end offset of the held write */
+	bool held_cut;		/* a truncation cut the held transaction */
+	uint8_t *buf;		/* one frame, reused */
+	size_t buf_cap;
+	uint64_t *sort;		/* assembly scratch, reused */
+	size_t sort_cap;
 };
 
 enum {
@@ -84,7 +100,9 @@ void fs__wal_committed(struct fs_wal *w);
  * invalidation by the caller. */
 int fs__wal_refused(struct fs_wal *w, uint64_t *zero_off, uint64_t *zero_len);
 
-/* The file was truncated to @size (applied by the caller). */
+/* The file was truncated to @size (applied by the caller).  Allowed while
+ * a write is held: if that cuts the held transaction's frames, the
+ * tracker rescans the file at fs__wal_committed. */
 void fs__wal_truncated(struct fs_wal *w, uint64_t size);
 
 /* Frames in the committed prefix, for the engine's local state. */

@@ -23,7 +23,7 @@
 struct opts {
 	const char *data_dir, *mount, *address;
 	unsigned long long id;
-	bool bootstrap, fsync_wal, allow_other;
+	bool bootstrap, fsync_wal, allow_other, cached_wal;
 	unsigned threshold, trailing, threads;
 };
 
@@ -47,6 +47,8 @@ static void usage(FILE *out)
 "  --fsync-wal             also fdatasync -wal files on fsync (default: no,\n"
 "                          raft's log is the durable copy)\n"
 "  --allow-other           let users other than the owner use the mount\n"
+"  --cached-wal            serve -wal files through the page cache (default:\n"
+"                          direct I/O, fewer requests per commit)\n"
 "  --log-level LEVEL       debug, info (default), warn or error\n"
 "  -h, --help              this text\n\n"
 "A restart with the same --data-dir resumes the node; --id and --address may\n"
@@ -86,6 +88,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"threads", required_argument, NULL, 't'},
 		{"fsync-wal", no_argument, NULL, 'F'},
 		{"allow-other", no_argument, NULL, 'A'},
+		{"cached-wal", no_argument, NULL, 'C'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -106,6 +109,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'b': o->bootstrap = true; break;
 		case 'F': o->fsync_wal = true; break;
 		case 'A': o->allow_other = true; break;
+		case 'C': o->cached_wal = true; break;
 		case 'h': usage(stdout); exit(0);
 		case 'i':
 			if (parse_uint(optarg, UINT64_MAX, &o->id) != 0 || o->id == 0) {
@@ -313,6 +317,7 @@ int qf_cmd_mount(int argc, char **argv)
 	fc.fsync_wal = o.fsync_wal;
 	fc.max_threads = o.threads;
 	fc.allow_other = o.allow_other;
+	fc.cached_wal = o.cached_wal;
 	rv = fs_new(&fs, &fc);
 	if (rv != 0) {
 		fprintf(stderr, "quorafs mount: cannot mount %s: %s\n", mnt, qf_strerror(rv));
