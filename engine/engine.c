@@ -326,11 +326,20 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 {
 	struct eng *e = fsm->data;
 	uint64_t index = raft_last_applied(&e->raft) + 1;
+	char name[4096];
 	struct eng_entry en;
 	struct eng_db *d;
 	int rv;
 
 	*result = NULL;
+	/* Replay at start skips entries the files already hold without
+	 * hashing their pages. */
+	if (!e->live &&
+	    eng_entry_peek_db(buf->base, buf->len, name, sizeof name) == 0) {
+		d = eng__db_find(&e->dbs, name);
+		if (d != NULL && index <= d->applied)
+			return 0;
+	}
 	rv = eng_entry_decode(buf->base, buf->len, &en);
 	if (rv != 0) {
 		QF_LOG(QF_ERROR, "index=%llu: undecodable entry: %s",

@@ -75,6 +75,12 @@ void eng_entry_encode(int type, const struct eng_txn *t, uint64_t origin,
  * eng_txn_free().  On error nothing is allocated and @e->txn is NULL. */
 int eng_entry_decode(const void *buf, size_t len, struct eng_entry *e);
 
+/* Copy the database name of an encoded entry into @name (@size bytes)
+ * after checking only the fixed header and the name, not the pages or the
+ * trailer: for skipping entries that replay finds already applied.  0 or
+ * QF_EMALFORMED. */
+int eng_entry_peek_db(const void *buf, size_t len, char *name, size_t size);
+
 /* ---- The running engine (engine/engine.c) ---- */
 
 struct eng;

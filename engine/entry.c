@@ -274,3 +274,22 @@ int eng_entry_decode(const void *buf, size_t len, struct eng_entry *e)
 	e->txn = t; /* caller owns it now */
 	return 0;
 }
+
+int eng_entry_peek_db(const void *buf, size_t len, char *name, size_t size)
+{
+	const uint8_t *p = buf;
+	uint32_t n;
+
+	if (len < ENTRY_HEADER + ENTRY_TRAILER ||
+	    qf_get_le32(p + OFF_MAGIC) != ENTRY_MAGIC ||
+	    p[OFF_VERSION] != ENTRY_VERSION ||
+	    qf_get_le32(p + OFF_LENGTH) != len)
+		return QF_EMALFORMED;
+	n = qf_get_le32(p + OFF_NAME_LEN);
+	if (n >= size || (uint64_t)ENTRY_HEADER + n > len ||
+	    !name_valid(p + ENTRY_HEADER, n))
+		return QF_EMALFORMED;
+	memcpy(name, p + ENTRY_HEADER, n);
+	name[n] = '\0';
+	return 0;
+}

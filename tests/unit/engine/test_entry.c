@@ -820,6 +820,28 @@ TEST(entry_decode, pgno_padding_not_zero)
 	return TEST_OK;
 }
 
+/* Peeking returns the database name of a valid entry without reading its
+ * pages, and rejects a bad header or a name that does not fit. */
+TEST(entry_peek, name)
+{
+	struct raw r;
+	uint8_t *buf = NULL;
+	char name[64];
+	size_t len;
+
+	raw_default(&r);
+	len = raw_build(&r, &buf);
+	ASSERT_EQ(eng_entry_peek_db(buf, len, name, sizeof name), 0);
+	ASSERT_TRUE(strcmp(name, "db/main.db") == 0);
+	ASSERT_EQ(eng_entry_peek_db(buf, len, name, 10), QF_EMALFORMED);
+	ASSERT_EQ(eng_entry_peek_db(buf, len - 1, name, sizeof name),
+		  QF_EMALFORMED);
+	buf[0] ^= 1;
+	ASSERT_EQ(eng_entry_peek_db(buf, len, name, sizeof name), QF_EMALFORMED);
+	free(buf);
+	return TEST_OK;
+}
+
 int main(int argc, char **argv)
 {
 	return unit_main(argc, argv);
