@@ -1248,6 +1248,39 @@ static const struct fuse_lowlevel_ops ops = {
 
 /* ---- lifecycle ---- */
 
+/* Remove every backing -shm under @dir_fd before mounting.  A wal-index
+ * left by the previous run may predate frames the WAL holds (a writer
+ * that died between its commit write being answered and publishing it):
+ * without it, SQLite's first connection rebuilds the index from the WAL,
+ * as its recovery would after a crash. */
+static int remove_stale_shm(int dir_fd, const char *rel)
+{
+	struct dirent *e;
+	DIR *d;
+	int fd, rv = 0;
+
+	fd = openat(dir_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return -errno;
+	}
+	while (rv == 0 && (e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+
+		if (e->d_type == DT_DIR && strcmp(e->d_name, ".") != 0 &&
+		    strcmp(e->d_name, "..") != 0)
+			rv = remove_stale_shm(dirfd(d), e->d_name);
+		else if (len > 4 && strcmp(e->d_name + len - 4, "-shm") == 0 &&
+			 unlinkat(dirfd(d), e->d_name, 0) != 0)
+			rv = -errno;
+	}
+	closedir(d);
+	return rv;
+}
+
 int fs_new(struct fs **out, const struct fs_config *c)
 {
 	struct fs *fs = calloc(1, sizeof *fs);
@@ -1260,6 +1293,8 @@ int fs_new(struct fs **out, const struct fs_config *c)
 	pthread_mutex_init(&fs->inval_mu, NULL);
 	pthread_cond_init(&fs->inval_cond, NULL);
 	rv = fs__itable_init(&fs->it, c->backing_dir);
+	if (rv == 0)
+		rv = remove_stale_shm(fs->it.root.fd, ".");
 	if (rv != 0)
 		goto err;
 	if (fuse_opt_add_arg(&args, "quorafs") != 0 ||
