@@ -81,6 +81,8 @@ struct pending {
 
 int fs_errno(int code)
 {
+	if (code == 0)
+		return 0;
 	if (code < 0 && code > -4096)
 		return -code;
 	return EIO;
@@ -471,21 +473,20 @@ static int journal_commit(struct fs *fs, const char *db_name,
 	return 0;
 }
 
-/* Is @db_name's journal live or hot (its header carries the magic)? */
+/* Do database writes to @db_name belong to a rollback transaction?  Yes
+ * while its journal exists and is not empty.  Its header need not carry
+ * the magic yet: a transaction that journals no page (the first one of a
+ * new database) never writes it.  Without a journal, SQLite writes a
+ * database file only in WAL mode (checkpoints) or with journal_mode OFF
+ * or MEMORY. */
 static bool journal_live(struct fs *fs, const char *db_name)
 {
 	char path[4096];
-	uint8_t head[8];
-	long n;
-	int fd;
+	struct stat st;
 
 	snprintf(path, sizeof path, "%s-journal", db_name);
-	fd = openat(fs->it.root.fd, path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = qf_pread_full(fd, head, sizeof head, 0);
-	close(fd);
-	return n > 0 && fs__journal_is_live(head, (size_t)n);
+	return fstatat(fs->it.root.fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       st.st_size > 0;
 }
 
 /* ---- opening files ---- */

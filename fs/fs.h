@@ -34,7 +34,8 @@ int fs_loop(struct fs *fs);
  * answers them through their callbacks). */
 void fs_free(struct fs *fs);
 
-/* The errno a FUSE reply carries for an internal code. */
+/* The errno a FUSE reply carries for a return code: 0 for 0, the errno of
+ * a -errno, EIO for quorafs's own codes. */
 int fs_errno(int code);
 
 #endif /* QF_FS_H */

@@ -6,19 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-const uint8_t fs__journal_magic[8] = {0xd9, 0xd5, 0x05, 0xf9,
-				      0x20, 0xa1, 0x63, 0xd7};
-
 bool fs__journal_is_persist_commit(const void *buf, size_t size, uint64_t off)
 {
 	static const uint8_t zeros[28];
 
 	return off == 0 && size >= 28 && memcmp(buf, zeros, 28) == 0;
-}
-
-bool fs__journal_is_live(const uint8_t *head, size_t n)
-{
-	return n >= 8 && memcmp(head, fs__journal_magic, 8) == 0;
 }
 
 void fs__dirty_init(struct fs_dirty *d)

@@ -7,17 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The 8-byte magic at the start of a journal whose header is valid. */
-extern const uint8_t fs__journal_magic[8];
-
 /* Is a write of @size bytes at @off to a -journal the PERSIST-mode commit
  * point (28 zero bytes at offset 0)? */
 bool fs__journal_is_persist_commit(const void *buf, size_t size, uint64_t off);
-
-/* Does @head (the first 8 bytes of a journal, @n of them present) make
- * the journal live or hot, i.e. do database writes belong to a rollback
- * transaction? */
-bool fs__journal_is_live(const uint8_t *head, size_t n);
 
 /* Pages written to a database since its last journal commit point. */
 struct fs_dirty {
