@@ -733,6 +733,8 @@ static int prepare(struct eng *e)
 	if (rv == 0)
 		rv = eng__dbs_load(&e->dbs, same_boot);
 	if (rv == 0)
+		rv = eng__dbs_remove_orphans(&e->dbs);
+	if (rv == 0)
 		rv = record_boot(e, boot); /* the files are checked now */
 	return rv;
 }

@@ -676,3 +676,78 @@ out:
 	free(path);
 	return rv;
 }
+
+static bool is_companion(const char *name)
+{
+	static const char *suffixes[] = {"-wal", "-shm", "-journal"};
+	size_t len = strlen(name), i, sl;
+
+	for (i = 0; i < 3; i++) {
+		sl = strlen(suffixes[i]);
+		if (len > sl && strcmp(name + len - sl, suffixes[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Remove @rel (relative to the db dir) and its companions. */
+static void remove_db_files(struct eng_dbs *s, const char *rel)
+{
+	static const char *companions[] = {"", "-wal", "-shm", "-journal"};
+	char *path;
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		path = backing_path(s, rel, companions[i]);
+		if (path != NULL && unlink(path) != 0 && errno != ENOENT)
+			QF_LOG(QF_WARN, "unlink %s: %s", path, strerror(errno));
+		free(path);
+	}
+}
+
+static int remove_orphans_in(struct eng_dbs *s, const char *rel)
+{
+	char *dir_path = backing_path(s, rel, "");
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+	int rv = 0;
+
+	if (dir_path == NULL)
+		return -ENOMEM;
+	d = opendir(dir_path);
+	free(dir_path);
+	if (d == NULL)
+		return -errno;
+	while (rv == 0 && (e = readdir(d)) != NULL) {
+		char *child = NULL;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (asprintf(&child, "%s%s%s", rel, rel[0] ? "/" : "",
+			     e->d_name) < 0) {
+			rv = -ENOMEM;
+			break;
+		}
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+			free(child);
+			continue;
+		}
+		if (S_ISDIR(st.st_mode))
+			rv = remove_orphans_in(s, child);
+		else if (S_ISREG(st.st_mode) && !is_companion(e->d_name) &&
+			 st.st_size > 0 && eng__db_find(s, child) == NULL) {
+			QF_LOG(QF_WARN, "db=%s: removing backing files that hold "
+			       "no committed transaction", child);
+			remove_db_files(s, child);
+		}
+		free(child);
+	}
+	closedir(d);
+	return rv;
+}
+
+int eng__dbs_remove_orphans(struct eng_dbs *s)
+{
+	return remove_orphans_in(s, "");
+}

@@ -59,6 +59,11 @@ void eng__dbs_close(struct eng_dbs *s);
  * header is reset to empty so snapshot plus log rebuild it. */
 int eng__dbs_load(struct eng_dbs *s, bool trust_files);
 
+/* Remove non-empty backing databases that have no state: their content was
+ * never committed (a first transaction refused, or cut short by a crash
+ * before raft committed it).  Raft's log recreates any that it holds. */
+int eng__dbs_remove_orphans(struct eng_dbs *s);
+
 struct eng_db *eng__db_find(struct eng_dbs *s, const char *name);
 /* Find or create (empty) the state of @name.  NULL on allocation failure. */
 struct eng_db *eng__db_get(struct eng_dbs *s, const char *name);
