@@ -537,15 +537,17 @@ static int open_backing(struct fs_inode *in, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
-/* -wal files use direct I/O: each pwrite reaches us whole (no fragments
- * at page boundaries, no page locks held across a parked write, refused
- * bytes never enter the page cache) and a commit needs fewer requests
- * (fuse-spike.md §5).  Everything else is cached; -shm must be, for mmap. */
+/* Files are served through the page cache (FOPEN_KEEP_CACHE; -shm must be,
+ * for mmap).  With --direct-wal, -wal files use direct I/O instead: each
+ * pwrite reaches us whole (no fragments, no page locks held across a
+ * parked write) but every WAL page a reader misses in its own cache
+ * becomes a request (about 4x slower point reads of WAL-resident pages,
+ * for no measurable commit gain: fuse-spike.md §5 and tools/bench.py). */
 static void finish_open(struct fs *fs, struct fs_inode *in,
 			struct fuse_file_info *fi, int fd)
 {
 	fi->fh = (uint64_t)fd;
-	if (in->kind == FS_WAL && !fs->cfg.cached_wal) {
+	if (in->kind == FS_WAL && fs->cfg.direct_wal) {
 		fi->direct_io = 1;
 		fi->keep_cache = 0;
 	} else {

@@ -22,8 +22,8 @@ struct fs_config {
 				  * raft's log is the durable copy) */
 	unsigned max_threads;	 /* FUSE worker threads */
 	bool allow_other;	 /* let other users see the mount */
-	bool cached_wal;	 /* serve -wal through the page cache instead
-				  * of direct I/O */
+	bool direct_wal;	 /* serve -wal with direct I/O instead of
+				  * through the page cache */
 };
 
 /* Mount.  0 or a negative code; logs why it failed. */

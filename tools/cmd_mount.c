@@ -23,7 +23,7 @@
 struct opts {
 	const char *data_dir, *mount, *address;
 	unsigned long long id;
-	bool bootstrap, fsync_wal, allow_other, cached_wal;
+	bool bootstrap, fsync_wal, allow_other, direct_wal;
 	unsigned threshold, trailing, threads;
 };
 
@@ -88,7 +88,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"threads", required_argument, NULL, 't'},
 		{"fsync-wal", no_argument, NULL, 'F'},
 		{"allow-other", no_argument, NULL, 'A'},
-		{"cached-wal", no_argument, NULL, 'C'},
+		{"direct-wal", no_argument, NULL, 'C'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -109,7 +109,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'b': o->bootstrap = true; break;
 		case 'F': o->fsync_wal = true; break;
 		case 'A': o->allow_other = true; break;
-		case 'C': o->cached_wal = true; break;
+		case 'C': o->direct_wal = true; break;
 		case 'h': usage(stdout); exit(0);
 		case 'i':
 			if (parse_uint(optarg, UINT64_MAX, &o->id) != 0 || o->id == 0) {
@@ -317,7 +317,7 @@ int qf_cmd_mount(int argc, char **argv)
 	fc.fsync_wal = o.fsync_wal;
 	fc.max_threads = o.threads;
 	fc.allow_other = o.allow_other;
-	fc.cached_wal = o.cached_wal;
+	fc.direct_wal = o.direct_wal;
 	rv = fs_new(&fs, &fc);
 	if (rv != 0) {
 		fprintf(stderr, "quorafs mount: cannot mount %s: %s\n", mnt, qf_strerror(rv));
