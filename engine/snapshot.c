@@ -248,8 +248,10 @@ static int restore_db(struct eng_dbs *s, const struct rec *r,
 	d = eng__db_get(s, name);
 	if (d == NULL)
 		return -ENOMEM;
-	if (d->applied >= index && d->db_pages > 0)
-		return 0; /* local files are current */
+	/* Local files verified at load that already hold the snapshot's
+	 * state, or a later one, are kept: restart must not rewrite them. */
+	if (d->seq > r->seq || (d->seq == r->seq && d->cksum == r->cksum))
+		return 0;
 	QF_LOG(QF_INFO, "db=%s: restoring from snapshot index=%llu (%u pages)",
 	       name, (unsigned long long)index, r->db_pages);
 	rv = eng__db_reset(s, d);

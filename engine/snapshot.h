@@ -37,8 +37,9 @@ int eng__snapshot_copy(const char *db_dir, struct raft_buffer *bufs[],
 void eng__snapshot_free(struct raft_buffer *bufs[], unsigned *n_bufs);
 
 /* Loop thread, before the mount exists: make every database match the
- * snapshot, skipping those whose local files are already at or past its
- * index.  Does not free @buf. */
+ * snapshot, skipping those whose local state (checked against their files
+ * at load) already has the snapshot's sequence number and checksum, or a
+ * later sequence number.  Does not free @buf. */
 int eng__snapshot_restore(struct eng_dbs *s, const void *buf, size_t len,
 			  uint64_t *index);
 

@@ -95,14 +95,14 @@ static int parse(int argc, char **argv, struct opts *o)
 		{NULL, 0, NULL, 0},
 	};
 	unsigned long long v;
-	int c, level;
+	int c, level, idx = -1;
 
 	memset(o, 0, sizeof *o);
 	o->threshold = 1024;
 	o->trailing = 2048;
 	o->threads = 16;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", longs, &idx)) != -1) {
 		switch (c) {
 		case 'd': o->data_dir = optarg; break;
 		case 'm': o->mount = optarg; break;
@@ -120,8 +120,8 @@ static int parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'T': case 'R': case 't':
 			if (parse_uint(optarg, 1u << 30, &v) != 0 || v == 0) {
-				fprintf(stderr, "quorafs mount: %s needs a positive integer, not '%s'\n",
-					argv[optind - 1], optarg);
+				fprintf(stderr, "quorafs mount: --%s needs a positive integer, not '%s'\n",
+					longs[idx].name, optarg);
 				return -1;
 			}
 			if (c == 'T') o->threshold = (unsigned)v;
@@ -178,6 +178,43 @@ static int make_dirs(const char *path)
 	return 0;
 }
 
+/* @path made absolute and normalised lexically ("." and ".." resolved,
+ * no symlinks followed), for checks made before anything is created. */
+static int lexical_abs(const char *path, char *out, size_t size)
+{
+	char buf[PATH_MAX * 2], *tok, *save = NULL;
+	size_t len = 0;
+
+	if (path[0] == '/')
+		snprintf(buf, sizeof buf, "%s", path);
+	else if (getcwd(buf, PATH_MAX) != NULL)
+		snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "/%s", path);
+	else
+		return -1;
+	out[0] = '\0';
+	for (tok = strtok_r(buf, "/", &save); tok != NULL;
+	     tok = strtok_r(NULL, "/", &save)) {
+		if (strcmp(tok, ".") == 0)
+			continue;
+		if (strcmp(tok, "..") == 0) {
+			while (len > 0 && out[len - 1] != '/')
+				len--;
+			if (len > 0)
+				len--;
+			out[len] = '\0';
+			continue;
+		}
+		if (len + strlen(tok) + 2 > size)
+			return -1;
+		out[len++] = '/';
+		strcpy(out + len, tok);
+		len += strlen(tok);
+	}
+	if (len == 0)
+		strcpy(out, "/");
+	return 0;
+}
+
 /* Is @inner equal to or inside @outer (both real paths)? */
 static bool nested(const char *inner, const char *outer)
 {
@@ -191,10 +228,14 @@ static int check_mountpoint(const char *mnt, char *real)
 {
 	struct stat st, parent;
 	char up[PATH_MAX + 3];
+	struct statfs sf;
 	DIR *d;
 	struct dirent *e;
 
-	if (stat(mnt, &st) != 0 && errno == ENOTCONN) {
+	/* stat() may be answered from the kernel's attribute cache; statfs
+	 * reaches the (dead) daemon. */
+	if ((stat(mnt, &st) != 0 && errno == ENOTCONN) ||
+	    (statfs(mnt, &sf) != 0 && errno == ENOTCONN)) {
 		fprintf(stderr, "quorafs mount: %s is a stale FUSE mount (its daemon died).\n"
 			"Fix it with: fusermount3 -u %s   (or: umount -l %s)\n", mnt, mnt, mnt);
 		return -1;
@@ -285,6 +326,17 @@ int qf_cmd_mount(int argc, char **argv)
 
 	if (parse(argc, argv, &o) != 0)
 		return 2;
+	/* Refuse nesting before creating either directory. */
+	if (lexical_abs(o.data_dir, data, sizeof data) != 0 ||
+	    lexical_abs(o.mount, mnt, sizeof mnt) != 0) {
+		fprintf(stderr, "quorafs mount: path too long\n");
+		return 1;
+	}
+	if (nested(mnt, data) || nested(data, mnt)) {
+		fprintf(stderr, "quorafs mount: the mount point (%s) and the data dir (%s) must not "
+			"contain each other\n", mnt, data);
+		return 1;
+	}
 	if (check_data_dir(o.data_dir, data) != 0)
 		return 1;
 	if (check_mountpoint(o.mount, mnt) != 0)
