@@ -33,12 +33,19 @@ for t in build/tests/test_*; do
 		unit_fail=$((unit_fail + 1))
 	fi
 done
+# The fuzz harness's seed corpus runs as one ordinary test.
+if build/tests/fuzz_entry_corpus tests/fuzz/corpus/entry; then
+	unit_pass=$((unit_pass + 1))
+else
+	echo "FAIL fuzz_entry_corpus"
+	unit_fail=$((unit_fail + 1))
+fi
 echo "unit: $unit_pass passed, $unit_fail failed"
 
 echo "== integration tests"
 # shellcheck disable=SC2086
 /usr/bin/python3 -m pytest -q -rfE -p no:cacheprovider tests/integration ${QF_TEST_ARGS:-} 2>&1 | tee "$log"
-summary=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$log" | tail -n 1)
+summary=$(grep -E '[0-9]+ (passed|failed|errors?).* in [0-9.]+s' "$log" | tail -n 1)
 it_pass=$(echo "$summary" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
 it_fail=$(echo "$summary" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
 it_err=$(echo "$summary" | grep -oE '[0-9]+ errors?' | grep -oE '[0-9]+' || echo 0)
