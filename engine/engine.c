@@ -71,7 +71,9 @@ struct eng {
 	bool live;		/* the mount may exist: no direct replay */
 	uint64_t next_nonce;
 	uint64_t start_ms;
-	struct eng__snapshot snap;
+	/* Fault injection for tests: refuse every Nth commit that would reach
+	 * raft (environment variable QF_FAULT_REFUSE_EVERY). */
+	unsigned long fault_every, fault_count;
 };
 
 /* One raft_apply in flight. */
@@ -203,6 +205,10 @@ static void start_commit(struct eng *e, struct eng_commit *c)
 	}
 	if (raft_state(&e->raft) != RAFT_LEADER) {
 		rv = QF_ENOTLEADER;
+		goto fail;
+	}
+	if (e->fault_every > 0 && ++e->fault_count % e->fault_every == 0) {
+		rv = QF_ERAFT; /* injected: see QF_FAULT_REFUSE_EVERY */
 		goto fail;
 	}
 	if (c->type == ENG_ENTRY_TXN && eng__db_txn_is_noop(d, c->txn)) {
@@ -747,6 +753,11 @@ int eng_start(struct eng **out, const struct eng_config *c)
 	if (e == NULL)
 		return -ENOMEM;
 	e->cfg = *c;
+	if (getenv("QF_FAULT_REFUSE_EVERY") != NULL) {
+		e->fault_every = strtoul(getenv("QF_FAULT_REFUSE_EVERY"), NULL, 10);
+		QF_LOG(QF_WARN, "fault injection: refusing every %lu-th commit",
+		       e->fault_every);
+	}
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->cond, NULL);
 	e->data_dir = strdup(c->data_dir);
