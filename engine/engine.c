@@ -147,6 +147,12 @@ static void finish(struct eng *e, struct eng_commit *c, int status)
 		if (rv != 0)
 			QF_LOG(QF_ERROR, "db=%s: saving state: %s", d->name,
 			       qf_strerror(rv));
+	} else if (record && d != NULL) {
+		/* The state is ahead of the files: take no more writes and
+		 * never persist this state; a restart replays the entry. */
+		QF_LOG(QF_ERROR, "db=%s: files lag the raft log; refusing "
+		       "writes until the node restarts", d->name);
+		d->diverged = true;
 	}
 	if (d == NULL)
 		return;
@@ -424,7 +430,8 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm,
 	/* Tag fresh page hashes so a restart after a crash need not re-hash
 	 * databases that did not change since. */
 	for (d = e->dbs.head; d != NULL; d = d->next)
-		if (!d->busy && eng__db_save_all(&e->dbs, d) != 0)
+		if (!d->busy && !d->diverged && d->hashes_at != d->applied &&
+		    eng__db_save_all(&e->dbs, d) != 0)
 			QF_LOG(QF_WARN, "db=%s: saving hashes failed", d->name);
 	return 0;
 }
@@ -811,7 +818,8 @@ void eng_stop(struct eng *e)
 		uv_loop_close(&e->loop);
 		/* The loop is gone: this thread owns the state now. */
 		for (d = e->dbs.head; d != NULL; d = d->next)
-			if (eng__db_save_all(&e->dbs, d) != 0)
+			if (!d->diverged && d->hashes_at != d->applied &&
+			    eng__db_save_all(&e->dbs, d) != 0)
 				QF_LOG(QF_WARN, "db=%s: saving state failed",
 				       d->name);
 		eng_free(e);

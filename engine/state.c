@@ -358,6 +358,8 @@ int eng__db_save_all(struct eng_dbs *s, struct eng_db *d)
 	rv = qf_pwrite_full(d->fd, h, HDR_SIZE, 0);
 	if (rv == 0 && fdatasync(d->fd) != 0)
 		rv = -errno;
+	if (rv == 0)
+		d->hashes_at = d->applied;
 out:
 	free(buf);
 	free(path);
@@ -466,6 +468,8 @@ static int load_one(struct eng_dbs *s, const char *file, size_t len,
 	if (trust_files && hashes_index == d->applied &&
 	    backing_size_matches(s, d)) {
 		rv = load_hashes(s, d, d->applied);
+		if (rv == 1)
+			d->hashes_at = d->applied;
 		if (rv != 0)
 			return rv < 0 ? rv : 0;
 	}

@@ -38,6 +38,7 @@ struct eng_db {
 	bool diverged;	    /* a check failed: refuse writes until repaired */
 	int fd;		    /* open NAME.state, -1 until first saved */
 	bool settled;	    /* backing files settled during this start */
+	uint64_t hashes_at; /* @applied when the hashes were last saved */
 	bool busy;	    /* a commit of this database is in raft */
 	struct eng_commit *wait_head, *wait_tail; /* commits queued behind */
 	struct eng_db *next;
