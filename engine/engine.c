@@ -74,17 +74,28 @@ struct eng {
 	/* Fault injection for tests: refuse every Nth commit that would reach
 	 * raft (environment variable QF_FAULT_REFUSE_EVERY). */
 	unsigned long fault_every, fault_count;
+	/* Metrics, loop thread only. */
+	uint64_t n_commits, raft_us_total, cb_us_total;
 };
 
 /* One raft_apply in flight. */
 struct apply {
 	struct raft_apply req;
+	uint64_t start_us;
 	struct eng_commit *c;
 	struct eng *e;
 	struct apply *next;
 };
 
 static struct apply *inflight; /* loop thread only; one engine per process */
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 static uint64_t now_ms(void)
 {
@@ -171,6 +182,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 	struct apply *a = QF_CONTAINER_OF(req, struct apply, req);
 	struct apply **pp;
 	int rv = from_raft(status);
+	uint64_t t0;
 
 	for (pp = &inflight; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == a) {
@@ -179,7 +191,11 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 		}
 	if (rv == 0)
 		rv = (int)(intptr_t)result;
+	t0 = now_us();
+	a->e->raft_us_total += t0 - a->start_us;
 	finish(a->e, a->c, rv);
+	a->e->cb_us_total += now_us() - t0;
+	a->e->n_commits++;
 	free(a);
 }
 
@@ -244,6 +260,7 @@ static void start_commit(struct eng *e, struct eng_commit *c)
 	eng_entry_encode(c->type, c->txn, e->cfg.id, c->nonce, buf.base);
 	a->c = c;
 	a->e = e;
+	a->start_us = now_us();
 	rv = raft_apply(&e->raft, &a->req, &buf, 1, apply_cb);
 	if (rv != 0) {
 		raft_free(buf.base);
@@ -525,6 +542,11 @@ static void raft_closed_cb(struct raft *r)
 
 static void stop_raft(struct eng *e)
 {
+	if (e->n_commits > 0)
+		QF_LOG(QF_INFO, "commits=%llu raft_ms_avg=%.3f reply_ms_avg=%.3f",
+		       (unsigned long long)e->n_commits,
+		       (double)e->raft_us_total / (double)e->n_commits / 1000.0,
+		       (double)e->cb_us_total / (double)e->n_commits / 1000.0);
 	uv_timer_stop(&e->timer);
 	uv_close((uv_handle_t *)&e->timer, close_handles_cb);
 	raft_close(&e->raft, raft_closed_cb);
