@@ -589,20 +589,24 @@ out:
 	return rv;
 }
 
-int eng__db_reset(struct eng_dbs *s, struct eng_db *d)
+/* Remove @rel (relative to the db dir) and its companions. */
+static void remove_db_files(struct eng_dbs *s, const char *rel)
 {
 	static const char *companions[] = {"", "-wal", "-shm", "-journal"};
 	char *path;
 	size_t i;
 
 	for (i = 0; i < 4; i++) {
-		path = backing_path(s, d->name, companions[i]);
-		if (path == NULL)
-			return -ENOMEM;
-		if (unlink(path) != 0 && errno != ENOENT)
+		path = backing_path(s, rel, companions[i]);
+		if (path != NULL && unlink(path) != 0 && errno != ENOENT)
 			QF_LOG(QF_WARN, "unlink %s: %s", path, strerror(errno));
 		free(path);
 	}
+}
+
+int eng__db_reset(struct eng_dbs *s, struct eng_db *d)
+{
+	remove_db_files(s, d->name);
 	d->page_size = d->db_pages = 0;
 	d->seq = d->cksum = d->applied = d->wal_frames = 0;
 	if (d->hash != NULL)
@@ -627,22 +631,30 @@ static int make_parents(char *path)
 	return 0;
 }
 
-int eng__db_write_backing(struct eng_dbs *s, const struct eng_txn *t)
+/* Open (creating it and its parent directories) the backing database
+ * file of @name for writing.  Returns the descriptor or -errno. */
+static int open_backing_db(struct eng_dbs *s, const char *name, int flags)
 {
-	char *path = backing_path(s, t->db, "");
-	uint32_t i;
+	char *path = backing_path(s, name, "");
 	int fd, rv;
 
 	if (path == NULL)
 		return -ENOMEM;
 	rv = make_parents(path);
-	if (rv != 0)
-		goto out;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rv = -errno;
-		goto out;
-	}
+	fd = rv == 0 ? open(path, O_RDWR | O_CREAT | O_CLOEXEC | flags, 0644) : rv;
+	if (fd < 0 && rv == 0)
+		fd = -errno;
+	free(path);
+	return fd;
+}
+
+int eng__db_write_backing(struct eng_dbs *s, const struct eng_txn *t)
+{
+	int fd = open_backing_db(s, t->db, 0), rv = 0;
+	uint32_t i;
+
+	if (fd < 0)
+		return fd;
 	for (i = 0; i < t->n && rv == 0; i++)
 		rv = qf_pwrite_full(fd, t->pages + (size_t)i * t->page_size,
 				    t->page_size,
@@ -651,8 +663,6 @@ int eng__db_write_backing(struct eng_dbs *s, const struct eng_txn *t)
 	    ftruncate(fd, (off_t)t->db_pages * t->page_size) != 0)
 		rv = -errno;
 	close(fd);
-out:
-	free(path);
 	return rv;
 }
 
@@ -660,24 +670,12 @@ int eng__db_write_image(struct eng_dbs *s, const char *name,
 			const uint8_t *image, uint32_t page_size,
 			uint32_t db_pages)
 {
-	char *path = backing_path(s, name, "");
-	size_t size = (size_t)page_size * db_pages;
-	int fd, rv;
+	int fd = open_backing_db(s, name, O_TRUNC), rv;
 
-	if (path == NULL)
-		return -ENOMEM;
-	rv = make_parents(path);
-	if (rv != 0)
-		goto out;
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rv = -errno;
-		goto out;
-	}
-	rv = qf_pwrite_full(fd, image, size, 0);
+	if (fd < 0)
+		return fd;
+	rv = qf_pwrite_full(fd, image, (size_t)page_size * db_pages, 0);
 	close(fd);
-out:
-	free(path);
 	return rv;
 }
 
@@ -692,21 +690,6 @@ static bool is_companion(const char *name)
 			return true;
 	}
 	return false;
-}
-
-/* Remove @rel (relative to the db dir) and its companions. */
-static void remove_db_files(struct eng_dbs *s, const char *rel)
-{
-	static const char *companions[] = {"", "-wal", "-shm", "-journal"};
-	char *path;
-	size_t i;
-
-	for (i = 0; i < 4; i++) {
-		path = backing_path(s, rel, companions[i]);
-		if (path != NULL && unlink(path) != 0 && errno != ENOENT)
-			QF_LOG(QF_WARN, "unlink %s: %s", path, strerror(errno));
-		free(path);
-	}
 }
 
 static int remove_orphans_in(struct eng_dbs *s, const char *rel)
