@@ -33,6 +33,13 @@ for t in build/tests/test_*; do
 		unit_fail=$((unit_fail + 1))
 	fi
 done
+# Layering: private headers stay private (style.md).
+if tools/check-headers.sh; then
+	unit_pass=$((unit_pass + 1))
+else
+	echo "FAIL check-headers"
+	unit_fail=$((unit_fail + 1))
+fi
 # The fuzz harness's seed corpus runs as one ordinary test.
 if build/tests/fuzz_entry_corpus tests/fuzz/corpus/entry; then
 	unit_pass=$((unit_pass + 1))
