@@ -59,7 +59,37 @@ it_err=$(echo "$summary" | grep -oE '[0-9]+ errors?' | grep -oE '[0-9]+' || echo
 if [ -z "$summary" ]; then
 	it_fail=1 # pytest did not run to its summary
 fi
-pass=$((unit_pass + ${it_pass:-0}))
-fail=$((unit_fail + ${it_fail:-0} + ${it_err:-0}))
+# The same integration tests against an AddressSanitizer + UBSan build of
+# the daemon (leak checks at each clean exit), counted as one check that
+# fails on a failed test or on any sanitizer report.  QF_NO_ASAN=1 skips.
+asan_pass=0
+asan_fail=0
+if [ "${QF_NO_ASAN:-0}" != 1 ]; then
+	echo "== integration tests, daemon built with ASan and UBSan"
+	if [ ! -f build-asan/build.ninja ]; then
+		meson setup build-asan -Db_sanitize=address,undefined \
+			-Db_lundef=false >/dev/null
+	fi
+	reports=$(mktemp -d)
+	if ninja -C build-asan quorafs >/dev/null &&
+	   QUORAFS_BIN="$PWD/build-asan/quorafs" \
+	   ASAN_OPTIONS="detect_leaks=1:log_path=$reports/asan" \
+	   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan" \
+	   /usr/bin/python3 -m pytest -q -p no:cacheprovider -k "not large" \
+		tests/integration >"$log.asan" 2>&1 &&
+	   [ -z "$(ls -A "$reports")" ]; then
+		tail -n 1 "$log.asan"
+		asan_pass=1
+	else
+		tail -n 30 "$log.asan"
+		cat "$reports"/* 2>/dev/null | head -n 60
+		echo "FAIL sanitizer run"
+		asan_fail=1
+	fi
+	rm -rf "$reports" "$log.asan"
+fi
+
+pass=$((unit_pass + ${it_pass:-0} + asan_pass))
+fail=$((unit_fail + ${it_fail:-0} + ${it_err:-0} + asan_fail))
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
