@@ -41,8 +41,8 @@ static void usage(FILE *out)
 "  --address HOST:PORT     this node's raft address; remembered in DIR\n"
 "  --bootstrap             form a new one-node cluster if DIR is new;\n"
 "                          ignored when DIR is already initialised\n"
-"  --snapshot-threshold N  log entries between snapshots (default 1024)\n"
-"  --snapshot-trailing N   entries kept after a snapshot (default 2048)\n"
+"  --snapshot-threshold N  log entries between snapshots (default 4096)\n"
+"  --snapshot-trailing N   entries kept after a snapshot (default 4096)\n"
 "  --threads N             FUSE worker threads (default 16)\n"
 "  --fsync-wal             also fdatasync -wal files on fsync (default: no,\n"
 "                          raft's log is the durable copy)\n"
@@ -98,8 +98,8 @@ static int parse(int argc, char **argv, struct opts *o)
 	int c, level, idx = -1;
 
 	memset(o, 0, sizeof *o);
-	o->threshold = 1024;
-	o->trailing = 2048;
+	o->threshold = 4096;
+	o->trailing = 4096;
 	o->threads = 16;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", longs, &idx)) != -1) {
