@@ -75,6 +75,11 @@ void eng_entry_encode(int type, const struct eng_txn *t, uint64_t origin,
  * eng_txn_free().  On error nothing is allocated and @e->txn is NULL. */
 int eng_entry_decode(const void *buf, size_t len, struct eng_entry *e);
 
+/* Is @name (@len bytes, no NUL needed) a valid database name: a canonical
+ * relative path as the entry format requires?  Used for every name that
+ * arrives from outside (entries, snapshots). */
+bool eng_name_valid(const void *name, size_t len);
+
 /* Copy the database name of an encoded entry into @name (@size bytes)
  * after checking only the fixed header and the name, not the pages or the
  * trailer: for skipping entries that replay finds already applied.  0 or

@@ -147,11 +147,13 @@ static bool all_zero(const uint8_t *p, uint64_t from, uint64_t to)
 /* engine.h: a canonical relative path: not empty, at most 4095 bytes, no
  * NUL, and every '/'-separated component non-empty and neither "." nor
  * ".." (so "a..b.db" is fine, "a/../b", "a//b", "./a" and "a/" are not). */
-static bool name_valid(const uint8_t *name, uint32_t len)
+bool eng_name_valid(const void *name_bytes, size_t len_bytes)
 {
+	const uint8_t *name = name_bytes;
+	uint32_t len = (uint32_t)len_bytes;
 	uint32_t i, start = 0;
 
-	if (len == 0 || len > NAME_MAX_LEN)
+	if (len_bytes == 0 || len_bytes > NAME_MAX_LEN)
 		return false;
 	for (i = 0; i <= len; i++) {
 		if (i < len && name[i] == '\0')
@@ -246,7 +248,7 @@ int eng_entry_decode(const void *buf, size_t len, struct eng_entry *e)
 	layout_of(&l, name_len, n, page_size);
 	if (l.total != len)
 		return QF_EMALFORMED;
-	if (!name_valid(p + l.name, name_len) ||
+	if (!eng_name_valid(p + l.name, name_len) ||
 	    !all_zero(p, l.name + name_len, l.pgnos))
 		return QF_EMALFORMED;
 	rv = check_pgnos(p, &l, n, db_pages);
@@ -287,7 +289,7 @@ int eng_entry_peek_db(const void *buf, size_t len, char *name, size_t size)
 		return QF_EMALFORMED;
 	n = qf_get_le32(p + OFF_NAME_LEN);
 	if (n >= size || (uint64_t)ENTRY_HEADER + n > len ||
-	    !name_valid(p + ENTRY_HEADER, n))
+	    !eng_name_valid(p + ENTRY_HEADER, n))
 		return QF_EMALFORMED;
 	memcpy(name, p + ENTRY_HEADER, n);
 	name[n] = '\0';

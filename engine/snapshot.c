@@ -93,7 +93,7 @@ static int parse_rec(const uint8_t *p, size_t len, size_t *off, bool with_wal,
 	if (r->name_len == 0 || r->name_len > 4095 ||
 	    *off + REC_FIXED + pad8(r->name_len) + (with_wal ? 8 : 0) > len ||
 	    !valid_page_size(r->page_size) ||
-	    memchr(r->name, '\0', r->name_len) != NULL)
+	    !eng_name_valid(r->name, r->name_len))
 		return QF_EMALFORMED;
 	*off += REC_FIXED + pad8(r->name_len);
 	r->wal_frames = 0;
@@ -195,6 +195,7 @@ int eng__snapshot_copy(const char *db_dir, struct raft_buffer *bufs[],
 	if (nb == NULL || hdr == NULL) {
 		free(nb);
 		free(hdr);
+		eng__snapshot_free(bufs, n_bufs); /* as on every failure */
 		return RAFT_NOMEM;
 	}
 	memcpy(hdr, meta, 24);
@@ -236,6 +237,17 @@ int eng__snapshot_copy(const char *db_dir, struct raft_buffer *bufs[],
 	return 0;
 }
 
+static uint64_t image_cksum(const struct rec *r, const uint8_t *image)
+{
+	uint64_t ck = 0;
+	uint32_t p;
+
+	for (p = 1; p <= r->db_pages; p++)
+		ck ^= qf_page_hash(p, image + (size_t)(p - 1) * r->page_size,
+				   r->page_size);
+	return ck;
+}
+
 static int restore_db(struct eng_dbs *s, const struct rec *r,
 		      const uint8_t *image, uint64_t index)
 {
@@ -252,6 +264,11 @@ static int restore_db(struct eng_dbs *s, const struct rec *r,
 	 * state, or a later one, are kept: restart must not rewrite them. */
 	if (d->seq > r->seq || (d->seq == r->seq && d->cksum == r->cksum))
 		return 0;
+	if (image_cksum(r, image) != r->cksum) {
+		QF_LOG(QF_ERROR, "db=%s: snapshot image fails its checksum",
+		       name);
+		return QF_EMALFORMED; /* before the local copy is touched */
+	}
 	QF_LOG(QF_INFO, "db=%s: restoring from snapshot index=%llu (%u pages)",
 	       name, (unsigned long long)index, r->db_pages);
 	rv = eng__db_reset(s, d);
@@ -282,7 +299,7 @@ int eng__snapshot_restore(struct eng_dbs *s, const void *buf, size_t len,
 {
 	const uint8_t *p = buf;
 	size_t off = 24, data;
-	uint64_t n_db, i;
+	uint64_t n_db, i, total;
 	struct rec r;
 	int rv;
 
@@ -290,12 +307,17 @@ int eng__snapshot_restore(struct eng_dbs *s, const void *buf, size_t len,
 		return QF_EMALFORMED;
 	*index = qf_get_le64(p + 8);
 	n_db = qf_get_le64(p + 16);
-	/* First pass: find where the images start. */
+	/* First pass: every record parses and the images fill the buffer
+	 * exactly, before anything is restored. */
+	total = 0;
 	for (i = 0; i < n_db; i++) {
 		rv = parse_rec(p, len, &off, false, &r);
 		if (rv != 0)
 			return rv;
+		total += (uint64_t)r.db_pages * r.page_size;
 	}
+	if (off + total != len)
+		return QF_EMALFORMED;
 	data = off;
 	off = 24;
 	for (i = 0; i < n_db; i++) {

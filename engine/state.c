@@ -452,7 +452,7 @@ static int load_one(struct eng_dbs *s, const char *file, size_t len,
 		return -errno;
 	d->fd = fd;
 	if (qf_pread_full(fd, h, HDR_SIZE, 0) != HDR_SIZE ||
-	    qf_get_le32(h) != HDR_MAGIC ||
+	    qf_get_le32(h) != HDR_MAGIC || qf_get_le32(h + 4) != 1 ||
 	    qf_get_le64(h + HDR_SIZE - 8) != qf_hash64(h, HDR_SIZE - 8, HDR_MAGIC)) {
 		QF_LOG(QF_WARN, "db=%s: state header unreadable, rebuilding "
 		       "from snapshot and log", d->name);
@@ -478,12 +478,15 @@ static int load_one(struct eng_dbs *s, const char *file, size_t len,
 	QF_LOG(QF_INFO, "db=%s: re-hashing backing files (index=%llu)",
 	       d->name, (unsigned long long)d->applied);
 	rv = eng__db_settle(s, d->name);
-	if (rv == 0)
+	if (rv == 0) {
+		d->wal_frames = 0; /* the WAL is folded into the file now */
 		rv = eng__db_rehash(s, d);
+	}
 	if (rv == 1)
 		return eng__db_save_all(s, d);
-	if (rv < 0)
+	if (rv == -ENOMEM)
 		return rv;
+	/* Unreadable (SQLite refused it) or different: rebuild. */
 	QF_LOG(QF_WARN, "db=%s: backing files do not match state index=%llu; "
 	       "rebuilding from snapshot and log", d->name,
 	       (unsigned long long)d->applied);

@@ -103,7 +103,8 @@ int eng__db_settle(struct eng_dbs *s, const char *name);
 /* Recompute @d's hashes and checksum from its settled backing file. */
 int eng__db_rehash(struct eng_dbs *s, struct eng_db *d);
 
-/* Remove the state files and reset @d to empty. */
+/* Delete the backing files of @d and persist it as empty (applied 0), so
+ * snapshot plus log rebuild it. */
 int eng__db_reset(struct eng_dbs *s, struct eng_db *d);
 
 #endif /* QF_ENGINE_STATE_H */
