@@ -229,14 +229,14 @@ static void start_commit(struct eng *e, struct eng_commit *c)
 		rv = QF_ENOTLEADER;
 		goto fail;
 	}
-	if (e->fault_every > 0 && ++e->fault_count % e->fault_every == 0) {
-		rv = QF_ERAFT; /* injected: see QF_FAULT_REFUSE_EVERY */
-		goto fail;
-	}
 	if (c->type == ENG_ENTRY_TXN && eng__db_txn_is_noop(d, c->txn)) {
 		c->noop = true;
 		finish(e, c, 0);
 		return;
+	}
+	if (e->fault_every > 0 && ++e->fault_count % e->fault_every == 0) {
+		rv = QF_ERAFT; /* injected: see QF_FAULT_REFUSE_EVERY */
+		goto fail;
 	}
 	c->txn->seq = d->seq + 1;
 	c->txn->cksum_before = d->cksum;
@@ -782,6 +782,10 @@ int eng_start(struct eng **out, const struct eng_config *c)
 	if (e == NULL)
 		return -ENOMEM;
 	e->cfg = *c;
+	if (e->cfg.snapshot_threshold == 0)
+		e->cfg.snapshot_threshold = 4096;
+	if (e->cfg.snapshot_trailing == 0)
+		e->cfg.snapshot_trailing = 4096;
 	if (getenv("QF_FAULT_REFUSE_EVERY") != NULL) {
 		e->fault_every = strtoul(getenv("QF_FAULT_REFUSE_EVERY"), NULL, 10);
 		QF_LOG(QF_WARN, "fault injection: refusing every %lu-th commit",

@@ -95,8 +95,8 @@ struct eng_config {
 	uint64_t id;		/* raft node id, > 0 */
 	const char *address;	/* HOST:PORT */
 	bool bootstrap;		/* form a one-node cluster if pristine */
-	unsigned snapshot_threshold; /* entries between snapshots */
-	unsigned snapshot_trailing;  /* entries kept behind a snapshot */
+	unsigned snapshot_threshold; /* entries between snapshots (0: 4096) */
+	unsigned snapshot_trailing;  /* entries kept behind a snapshot (0: 4096) */
 };
 
 /* Open the data dir and start raft on a new loop thread.  Returns once this
@@ -105,7 +105,9 @@ struct eng_config {
 int eng_start(struct eng **e, const struct eng_config *c);
 
 /* Stop raft, persist per-database state, join the loop thread and free.
- * Pending commits fail with QF_ESHUTDOWN. */
+ * Every pending commit gets its callback: QF_ESHUTDOWN if it never reached
+ * raft, QF_ELEADERSHIPLOST if it did (its entry may still be in the log and
+ * be applied at the next start). */
 void eng_stop(struct eng *e);
 
 /* Directory holding the backing database files (the mount's view). */
