@@ -40,6 +40,9 @@
 #include "state.h"
 
 static void stop_raft(struct eng *e);
+static void try_stop(struct eng *e);
+
+#define STOP_DRAIN_MS 3000
 
 /* Raft holds entries in memory until a snapshot covers them, and the entry
  * format's length field is 32 bits: cap one transaction's entry. */
@@ -74,6 +77,8 @@ struct eng {
 	/* Fault injection for tests: refuse every Nth commit that would reach
 	 * raft (environment variable QF_FAULT_REFUSE_EVERY). */
 	unsigned long fault_every, fault_count;
+	bool stop_started;
+	uint64_t stop_deadline;
 	/* Metrics, loop thread only. */
 	uint64_t n_commits, raft_us_total, cb_us_total;
 };
@@ -275,6 +280,23 @@ fail:
 	finish(e, c, rv);
 }
 
+/* Let commits already in raft finish (their writers then get an honest
+ * answer instead of "outcome unknown"), for at most STOP_DRAIN_MS, then
+ * close raft. */
+static void stop_timer_cb(uv_timer_t *t)
+{
+	try_stop(t->data);
+}
+
+static void try_stop(struct eng *e)
+{
+	if (inflight != NULL && now_ms() < e->stop_deadline) {
+		uv_timer_start(&e->timer, stop_timer_cb, 5, 0);
+		return;
+	}
+	stop_raft(e);
+}
+
 static void drain_queue(uv_async_t *h)
 {
 	struct eng *e = h->data;
@@ -291,8 +313,11 @@ static void drain_queue(uv_async_t *h)
 		c->next = NULL;
 		start_commit(e, c);
 	}
-	if (stopping && !uv_is_closing((uv_handle_t *)&e->timer))
-		stop_raft(e);
+	if (stopping && !e->stop_started) {
+		e->stop_started = true;
+		e->stop_deadline = now_ms() + STOP_DRAIN_MS;
+		try_stop(e);
+	}
 }
 
 int eng_submit(struct eng *e, struct eng_commit *c)
@@ -499,6 +524,7 @@ static void barrier_cb(struct raft_barrier *req, int status)
 		return;
 	}
 	e->live = true;
+	uv_timer_stop(&e->timer); /* startup polling is over */
 	QF_LOG(QF_INFO, "leader, log applied up to index=%llu",
 	       (unsigned long long)raft_last_applied(&e->raft));
 	signal_ready(e, 0);
