@@ -489,6 +489,16 @@ static bool journal_live(struct fs *fs, const char *db_name)
 	       st.st_size > 0;
 }
 
+static bool companion_exists(struct fs *fs, const char *db_name,
+			     const char *suffix)
+{
+	char path[4096];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s%s", db_name, suffix);
+	return fstatat(fs->it.root.fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 /* ---- opening files ---- */
 
 /* Set up the WAL tracker of @in on first open. */
@@ -804,12 +814,16 @@ static void write_db(fuse_req_t req, struct fs *fs, struct fs_inode *in,
 			fuse_reply_err(req, -rv);
 			return;
 		}
-	} else if (marker != 2) {
-		/* Not a WAL checkpoint and no journal: journal_mode OFF or
-		 * MEMORY, whose writes have no commit point to hold. */
-		QF_LOG(QF_WARN, "db=%s: write outside a journaled transaction "
-		       "refused (journal_mode OFF and MEMORY are not "
-		       "supported)", in->name);
+	} else if (marker != 2 || !companion_exists(fs, in->name, "-wal")) {
+		/* Neither a transaction's pages nor a checkpoint (which
+		 * needs the database in WAL mode with its -wal present):
+		 * journal_mode OFF or MEMORY, whose writes have no commit
+		 * point to hold, or a database file copied in, whose content
+		 * would bypass raft. */
+		QF_LOG(QF_WARN, "db=%s: write outside a transaction refused "
+		       "(journal_mode OFF and MEMORY are not supported; to "
+		       "copy a database in, use sqlite3's .backup or .restore "
+		       "through the mount)", in->name);
 		fuse_reply_err(req, EIO);
 		return;
 	}

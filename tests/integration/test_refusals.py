@@ -271,6 +271,27 @@ def test_shell_redirect_refused(node):
     check_nothing_stored(node, "d/y.db")
 
 
+@pytest.mark.parametrize("mode", ["wal", "delete"])
+def test_copying_a_database_in_refused_backup_works(node, tmp_path, mode):
+    """A database file copied into the mount (bytes written outside any
+    transaction) is refused, since its content would bypass raft; the
+    sqlite3 .restore command, which writes through a transaction, works."""
+    src = tmp_path / f"src-{mode}.db"
+    subprocess.run(["sqlite3", str(src),
+                    f"PRAGMA journal_mode={mode}; CREATE TABLE t(x); "
+                    "INSERT INTO t VALUES (1), (2), (3);"],
+                   check=True, capture_output=True, timeout=30)
+    r = subprocess.run(["cp", str(src), str(node.path("copied.db"))],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0, "cp of a database into the mount succeeded"
+    check_nothing_stored(node, "copied.db")
+    cli(node.path("restored.db"), f".restore {src}\n")
+    assert cli(node.path("restored.db"), "SELECT sum(x) FROM t;").strip() == "6"
+    node.restart()
+    assert cli(node.path("restored.db"), "SELECT sum(x) FROM t;").strip() == "6"
+    assert integrity(node.path("restored.db")) == "ok"
+
+
 def check_nothing_stored(node, rel):
     def empty():
         backing = node.backing(rel)
