@@ -40,13 +40,15 @@ else
 	echo "FAIL check-headers"
 	unit_fail=$((unit_fail + 1))
 fi
-# The fuzz harness's seed corpus runs as one ordinary test.
-if build/tests/fuzz_entry_corpus tests/fuzz/corpus/entry; then
-	unit_pass=$((unit_pass + 1))
-else
-	echo "FAIL fuzz_entry_corpus"
-	unit_fail=$((unit_fail + 1))
-fi
+# Each fuzz harness's seed corpus runs as one ordinary test.
+for f in entry wire; do
+	if "build/tests/fuzz_${f}_corpus" "tests/fuzz/corpus/$f"; then
+		unit_pass=$((unit_pass + 1))
+	else
+		echo "FAIL fuzz_${f}_corpus"
+		unit_fail=$((unit_fail + 1))
+	fi
+done
 echo "unit: $unit_pass passed, $unit_fail failed"
 
 echo "== integration tests"

@@ -337,6 +337,8 @@ static int tuple_rv(const void *p, size_t len, uint8_t schema)
 	"03000000 07 00 0000 | 0100000000000000 | 76616c7565000000 | "       \
 	"ffffffffffffffff"
 
+#define CAP_14_1_SQL "INSERT INTO kv VALUES(?, ?, ?, ?)"
+#define CAP_14_3_SQL "INSERT OR REPLACE INTO model(key, value) VALUES(?, ?)"
 #define BOOTSTRAP_ID 0x2dc171858c3155beULL
 
 static void cap_14_1_params(struct net_value p[4])
@@ -363,9 +365,7 @@ TEST(capture, exec_sql_encode)
 
 	net_buf_init(&b, MAX);
 	cap_14_1_params(p);
-	ASSERT_EQ(net_encode_exec_sql(&b, 0, "INSERT INTO kv VALUES(?, ?, ?, ?)",
-				      p, 4),
-		  0);
+	ASSERT_EQ(net_encode_exec_sql(&b, 0, CAP_14_1_SQL, p, 4), 0);
 	ASSERT_EQ(buf_is_hex(&b, CAP_14_1), TEST_OK);
 	net_buf_close(&b);
 	return TEST_OK;
@@ -383,7 +383,7 @@ TEST(capture, exec_sql_decode)
 	ASSERT_EQ(net_decode_request(&x.m, &x.r), 0);
 	ASSERT_EQ(x.r.type, NET_REQ_EXEC_SQL);
 	ASSERT_U64_EQ(x.r.u.exec_sql.db_id, 0);
-	ASSERT_STR(x.r.u.exec_sql.sql, "INSERT INTO kv VALUES(?, ?, ?, ?)");
+	ASSERT_STR(x.r.u.exec_sql.sql, CAP_14_1_SQL);
 	ASSERT_EQ(check_tuple(&x.r.u.exec_sql.params, 0, p, 4), TEST_OK);
 	fx_close(&x);
 	return TEST_OK;
@@ -478,8 +478,7 @@ TEST(capture, go_exec_sql_garbage_padding)
 	p[1] = v_text(NET_TEXT, "world");
 	ASSERT_EQ(fx_hex(&x, CAP_14_3_EXEC), 0);
 	ASSERT_EQ(net_decode_request(&x.m, &x.r), 0);
-	ASSERT_STR(x.r.u.exec_sql.sql,
-		   "INSERT OR REPLACE INTO model(key, value) VALUES(?, ?)");
+	ASSERT_STR(x.r.u.exec_sql.sql, CAP_14_3_SQL);
 	ASSERT_EQ(check_tuple(&x.r.u.exec_sql.params, 0, p, 2), TEST_OK);
 	fx_close(&x);
 	return TEST_OK;
@@ -497,11 +496,7 @@ TEST(capture, go_exec_sql_encode)
 	net_buf_init(&b, MAX);
 	p[0] = v_text(NET_TEXT, "hello");
 	p[1] = v_text(NET_TEXT, "world");
-	ASSERT_EQ(net_encode_exec_sql(
-			  &b, 0,
-			  "INSERT OR REPLACE INTO model(key, value) VALUES(?, ?)",
-			  p, 2),
-		  0);
+	ASSERT_EQ(net_encode_exec_sql(&b, 0, CAP_14_3_SQL, p, 2), 0);
 	memset(want + 8 + 64 + 3, 0, 5); /* "QUE(k" */
 	ASSERT_EQ(b.len, n);
 	ASSERT_MEM_EQ(b.data, want, n);
@@ -1326,7 +1321,8 @@ TEST(response, failure)
 	struct net_failure f;
 
 	fx_init(&x);
-	ASSERT_EQ(net_encode_failure(&x.b, 2067, "UNIQUE constraint failed: u.k"),
+	ASSERT_EQ(net_encode_failure(&x.b, 2067,
+				     "UNIQUE constraint failed: u.k"),
 		  0);
 	ASSERT_EQ(fx_resp(&x, NET_RESP_FAILURE), 0);
 	ASSERT_EQ(net_decode_failure(&x.m.body, &f), 0);
@@ -1365,7 +1361,8 @@ TEST(response, servers_format0)
 TEST(response, servers_format1)
 {
 	struct fx x;
-	struct net_node nodes[3] = {{1, "a:1", 0}, {2, "b:2", 1}, {3, "c:3", 2}};
+	struct net_node nodes[3] = {
+		{1, "a:1", 0}, {2, "b:2", 1}, {3, "c:3", 2}};
 	struct net_node got;
 	struct net_servers s;
 	int i;
@@ -1722,7 +1719,8 @@ TEST(rows, every_type)
 TEST(rows, odd_column_nibbles)
 {
 	struct net_buf b;
-	struct net_value row[3] = {v_int(1), v_float(2), v_word(NET_BOOLEAN, 0)};
+	struct net_value row[3] = {v_int(1), v_float(2),
+				   v_word(NET_BOOLEAN, 0)};
 
 	net_buf_init(&b, MAX);
 	ASSERT_EQ(rows_encode(&b, col_names, 3, row, 1, true), TEST_OK);
@@ -2127,7 +2125,8 @@ TEST(decoder, every_prefix_incomplete)
 		got = 0;
 		off = 0;
 		do {
-			rv = net_decoder_feed(&d, c + off, len - off, &used, &m);
+			rv = net_decoder_feed(&d, c + off, len - off, &used,
+					      &m);
 			off += used;
 			got += rv == NET_FEED_MESSAGE;
 		} while (rv > 0);
@@ -2218,6 +2217,26 @@ TEST(decoder, large_buffer_released)
 	ASSERT_NULL(d.body);
 	net_decoder_close(&d);
 	free(bytes);
+	return TEST_OK;
+}
+
+/* Feeding no bytes, even from NULL, asks for more in every state. */
+TEST(decoder, empty_feed)
+{
+	struct net_decoder d;
+	struct net_msg m;
+	uint8_t w[12] = {1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0};
+	size_t used = 99;
+
+	net_decoder_init(&d, MAX, true);
+	ASSERT_EQ(net_decoder_feed(&d, NULL, 0, &used, &m), NET_FEED_MORE);
+	ASSERT_EQ(used, 0);
+	ASSERT_EQ(net_decoder_feed(&d, w, 8, &used, &m), NET_FEED_HANDSHAKE);
+	ASSERT_EQ(net_decoder_feed(&d, NULL, 0, &used, &m), NET_FEED_MORE);
+	ASSERT_EQ(net_decoder_feed(&d, w + 8, 4, &used, &m), NET_FEED_MORE);
+	ASSERT_EQ(net_decoder_feed(&d, NULL, 0, &used, &m), NET_FEED_MORE);
+	ASSERT_EQ(d.word_len, 4);
+	net_decoder_close(&d);
 	return TEST_OK;
 }
 
@@ -2398,7 +2417,8 @@ TEST(request, every_truncation)
 			m.body.p = c;
 			m.body.len = k;
 			rv = net_decode_request(&m, &r);
-			params = r.type == NET_REQ_EXEC || r.type == NET_REQ_QUERY
+			params = r.type == NET_REQ_EXEC ||
+						 r.type == NET_REQ_QUERY
 					 ? &r.u.exec.params
 					 : &r.u.exec_sql.params;
 			if (rv == 0 && r.type == NET_REQ_ASSIGN) {
