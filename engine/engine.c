@@ -55,7 +55,8 @@ struct eng {
 	pthread_t thread;
 	struct raft raft;
 	struct raft_io io;
-	struct raft_uv_transport transport;
+	struct raft_uv_transport transport; /* libraft's TCP one, if used */
+	bool own_transport;
 	struct raft_fsm fsm;
 	struct eng_dbs dbs;
 	uv_async_t async;
@@ -66,7 +67,9 @@ struct eng {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	struct eng_commit *q_head, *q_tail;
+	struct call *c_head, *c_tail;	/* eng_call() work */
 	bool stopping;
+	int leader_flag;		/* atomic: eng_is_leader() */
 	/* Startup handshake with eng_start, under @mu. */
 	bool ready_done;
 	int ready_status;
@@ -81,6 +84,13 @@ struct eng {
 	uint64_t stop_deadline;
 	/* Metrics, loop thread only. */
 	uint64_t n_commits, raft_us_total, cb_us_total;
+};
+
+/* A function to run on the loop thread (eng_call). */
+struct call {
+	void (*fn)(void *arg);
+	void *arg;
+	struct call *next;
 };
 
 /* One raft_apply in flight. */
@@ -301,13 +311,21 @@ static void drain_queue(uv_async_t *h)
 {
 	struct eng *e = h->data;
 	struct eng_commit *c, *next;
+	struct call *calls, *next_call;
 	bool stopping;
 
 	pthread_mutex_lock(&e->mu);
 	c = e->q_head;
 	e->q_head = e->q_tail = NULL;
+	calls = e->c_head;
+	e->c_head = e->c_tail = NULL;
 	stopping = e->stopping;
 	pthread_mutex_unlock(&e->mu);
+	for (; calls != NULL; calls = next_call) {
+		next_call = calls->next;
+		calls->fn(calls->arg);
+		free(calls);
+	}
 	for (; c != NULL; c = next) {
 		next = c->next;
 		c->next = NULL;
@@ -318,6 +336,76 @@ static void drain_queue(uv_async_t *h)
 		e->stop_deadline = now_ms() + STOP_DRAIN_MS;
 		try_stop(e);
 	}
+}
+
+int eng_call(struct eng *e, void (*fn)(void *arg), void *arg)
+{
+	struct call *c = calloc(1, sizeof *c);
+
+	if (c == NULL)
+		return -ENOMEM;
+	c->fn = fn;
+	c->arg = arg;
+	pthread_mutex_lock(&e->mu);
+	if (e->stopping) {
+		pthread_mutex_unlock(&e->mu);
+		free(c);
+		return QF_ESHUTDOWN;
+	}
+	if (e->c_tail)
+		e->c_tail->next = c;
+	else
+		e->c_head = c;
+	e->c_tail = c;
+	pthread_mutex_unlock(&e->mu);
+	uv_async_send(&e->async);
+	return 0;
+}
+
+uv_loop_t *eng_loop(struct eng *e)
+{
+	return &e->loop;
+}
+
+bool eng_is_leader(struct eng *e)
+{
+	return __atomic_load_n(&e->leader_flag, __ATOMIC_ACQUIRE) != 0;
+}
+
+uint64_t eng_id(const struct eng *e)
+{
+	return e->cfg.id;
+}
+
+const char *eng_address(const struct eng *e)
+{
+	return e->address;
+}
+
+void eng_leader(struct eng *e, uint64_t *id, char *address, size_t size)
+{
+	raft_id lid = 0;
+	const char *laddr = NULL;
+
+	raft_leader(&e->raft, &lid, &laddr);
+	*id = lid;
+	snprintf(address, size, "%s", laddr ? laddr : "");
+}
+
+unsigned eng_members(struct eng *e, struct eng_member *out, unsigned max)
+{
+	const struct raft_configuration *conf = &e->raft.configuration;
+	unsigned i;
+
+	for (i = 0; i < conf->n && i < max; i++) {
+		out[i].id = conf->servers[i].id;
+		snprintf(out[i].address, sizeof out[i].address, "%s",
+			 conf->servers[i].address);
+		out[i].role = conf->servers[i].role == RAFT_VOTER ? ENG_VOTER
+			      : conf->servers[i].role == RAFT_STANDBY ? ENG_STANDBY
+			      : ENG_SPARE;
+	}
+	return conf->n;
 }
 
 int eng_submit(struct eng *e, struct eng_commit *c)
@@ -524,6 +612,7 @@ static void barrier_cb(struct raft_barrier *req, int status)
 		return;
 	}
 	e->live = true;
+	__atomic_store_n(&e->leader_flag, 1, __ATOMIC_RELEASE);
 	uv_timer_stop(&e->timer); /* startup polling is over */
 	QF_LOG(QF_INFO, "leader, log applied up to index=%llu",
 	       (unsigned long long)raft_last_applied(&e->raft));
@@ -562,12 +651,14 @@ static void raft_closed_cb(struct raft *r)
 	struct eng *e = r->data;
 
 	raft_uv_close(&e->io);
-	raft_uv_tcp_close(&e->transport);
+	if (e->own_transport)
+		raft_uv_tcp_close(&e->transport);
 	uv_close((uv_handle_t *)&e->async, close_handles_cb);
 }
 
 static void stop_raft(struct eng *e)
 {
+	__atomic_store_n(&e->leader_flag, 0, __ATOMIC_RELEASE);
 	if (e->n_commits > 0)
 		QF_LOG(QF_INFO, "commits=%llu raft_ms_avg=%.3f reply_ms_avg=%.3f",
 		       (unsigned long long)e->n_commits,
@@ -583,10 +674,16 @@ static int start_raft(struct eng *e)
 	struct raft_configuration conf;
 	int rv;
 
-	rv = raft_uv_tcp_init(&e->transport, &e->loop);
-	if (rv != 0)
-		return rv;
-	rv = raft_uv_init(&e->io, &e->loop, e->raft_dir, &e->transport);
+	if (e->cfg.transport == NULL) {
+		rv = raft_uv_tcp_init(&e->transport, &e->loop);
+		if (rv != 0)
+			return rv;
+		e->own_transport = true;
+	}
+	else
+		e->cfg.transport->data = &e->loop; /* engine.h: its loop */
+	rv = raft_uv_init(&e->io, &e->loop, e->raft_dir,
+			  e->own_transport ? &e->transport : e->cfg.transport);
 	if (rv != 0)
 		return rv;
 	e->io.version = 2; /* libraft 0.15 bug: v3 FSMs are rejected otherwise */

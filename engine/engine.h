@@ -90,8 +90,15 @@ int eng_entry_peek_db(const void *buf, size_t len, char *name, size_t size);
 
 struct eng;
 
+struct raft_uv_transport;
+struct uv_loop_s;
+
 struct eng_config {
 	const char *data_dir;	/* raft/, db/ and state/ live here */
+	/* Raft's network transport (kept, not owned), or NULL for libraft's
+	 * own TCP transport listening on @address.  The engine sets its
+	 * @data to the engine's uv_loop_t before raft uses it. */
+	struct raft_uv_transport *transport;
 	uint64_t id;		/* raft node id, > 0 */
 	const char *address;	/* HOST:PORT */
 	bool bootstrap;		/* form a one-node cluster if pristine */
@@ -112,6 +119,36 @@ void eng_stop(struct eng *e);
 
 /* Directory holding the backing database files (the mount's view). */
 const char *eng_db_dir(const struct eng *e);
+
+/* The engine's libuv loop: other modules' handles (the network server)
+ * live on it and are touched only from eng_call() functions and their own
+ * callbacks. */
+struct uv_loop_s *eng_loop(struct eng *e);
+
+/* Run @fn(@arg) on the loop thread.  Any thread; never blocks.  0, or
+ * QF_ESHUTDOWN when the engine is stopping (then @fn never runs). */
+int eng_call(struct eng *e, void (*fn)(void *arg), void *arg);
+
+/* Is this node the raft leader and serving writes?  Any thread. */
+bool eng_is_leader(struct eng *e);
+
+/* This node's raft id and address. */
+uint64_t eng_id(const struct eng *e);
+const char *eng_address(const struct eng *e);
+
+/* One member of the raft configuration. */
+struct eng_member {
+	uint64_t id;
+	char address[256];
+	int role; /* ENG_VOTER, ENG_STANDBY or ENG_SPARE */
+};
+enum { ENG_VOTER = 0, ENG_STANDBY = 1, ENG_SPARE = 2 };
+
+/* Loop thread.  The leader as this node knows it (id 0 and "" if none). */
+void eng_leader(struct eng *e, uint64_t *id, char *address, size_t size);
+/* Loop thread.  Up to @max members of the configuration into @out;
+ * returns how many there are. */
+unsigned eng_members(struct eng *e, struct eng_member *out, unsigned max);
 
 struct eng_commit;
 /* Loop thread.  @status is 0 once the transaction is committed and applied
