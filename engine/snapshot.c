@@ -11,7 +11,9 @@
 
 #define SNAP_MAGIC 0x314e4651u /* "QFN1" */
 #define REC_FIXED 32
-#define COPY_TRIES 8
+/* A copy that raced writers is retried with growing pauses, about 2 s in
+ * all, before the snapshot is given up (raft tries again later). */
+#define COPY_TRIES 40
 
 static size_t pad8(size_t n)
 {
@@ -220,7 +222,9 @@ int eng__snapshot_copy(const char *db_dir, struct raft_buffer *bufs[],
 			rv = read_image(db_dir, &r, nb[i + 1].base);
 			if (rv != QF_EDIVERGED)
 				break;
-			nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+			nanosleep(&(struct timespec){0, (long)(1 + try) *
+								2500000L},
+				  NULL);
 		}
 		if (rv != 0)
 			QF_LOG(QF_WARN, "snapshot: db=%.*s: %s; will retry later",
