@@ -382,6 +382,76 @@ const char *eng_address(const struct eng *e)
 	return e->address;
 }
 
+/* One membership change in raft. */
+struct change {
+	struct raft_change req;
+	struct raft_transfer transfer;
+	struct eng *e;
+	eng_change_cb cb;
+	void *arg;
+};
+
+static void change_cb(struct raft_change *req, int status)
+{
+	struct change *ch = req->data;
+
+	ch->cb(ch->arg, status == 0 ? 0 : from_raft(status),
+	       status == 0 ? "" : raft_strerror(status));
+	free(ch);
+}
+
+static void transfer_cb(struct raft_transfer *req)
+{
+	struct change *ch = req->data;
+
+	ch->cb(ch->arg, 0, "");
+	free(ch);
+}
+
+static int raft_role(int role)
+{
+	return role == ENG_VOTER ? RAFT_VOTER
+	       : role == ENG_STANDBY ? RAFT_STANDBY : RAFT_SPARE;
+}
+
+void eng_change(struct eng *e, int op, uint64_t id, const char *address,
+		int role, eng_change_cb cb, void *arg)
+{
+	struct change *ch = calloc(1, sizeof *ch);
+	int rv;
+
+	if (ch == NULL) {
+		cb(arg, -ENOMEM, "out of memory");
+		return;
+	}
+	ch->e = e;
+	ch->cb = cb;
+	ch->arg = arg;
+	ch->req.data = ch;
+	ch->transfer.data = ch;
+	switch (op) {
+	case ENG_ADD:
+		rv = raft_add(&e->raft, &ch->req, id, address, change_cb);
+		break;
+	case ENG_ASSIGN:
+		rv = raft_assign(&e->raft, &ch->req, id, raft_role(role),
+				 change_cb);
+		break;
+	case ENG_REMOVE:
+		rv = raft_remove(&e->raft, &ch->req, id, change_cb);
+		break;
+	default:
+		rv = raft_transfer(&e->raft, &ch->transfer, id, transfer_cb);
+		break;
+	}
+	if (rv != 0) {
+		cb(arg, from_raft(rv), raft_errmsg(&e->raft)[0]
+					       ? raft_errmsg(&e->raft)
+					       : raft_strerror(rv));
+		free(ch);
+	}
+}
+
 void eng_leader(struct eng *e, uint64_t *id, char *address, size_t size)
 {
 	raft_id lid = 0;

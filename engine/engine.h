@@ -144,6 +144,17 @@ struct eng_member {
 };
 enum { ENG_VOTER = 0, ENG_STANDBY = 1, ENG_SPARE = 2 };
 
+/* Membership changes (loop thread).  @cb(@arg, status, message) runs once
+ * on the loop thread: status 0 when the change is committed (for
+ * ENG_TRANSFER: when the transfer ended, check eng_leader), else a
+ * negative code and raft's explanation.  A change refused at once (not
+ * leader, a change already pending, unknown id...) also arrives through
+ * @cb, so every call gets exactly one answer. */
+enum { ENG_ADD = 1, ENG_ASSIGN, ENG_REMOVE, ENG_TRANSFER };
+typedef void (*eng_change_cb)(void *arg, int status, const char *message);
+void eng_change(struct eng *e, int op, uint64_t id, const char *address,
+		int role, eng_change_cb cb, void *arg);
+
 /* Loop thread.  The leader as this node knows it (id 0 and "" if none). */
 void eng_leader(struct eng *e, uint64_t *id, char *address, size_t size);
 /* Loop thread.  Up to @max members of the configuration into @out;

@@ -16,6 +16,7 @@
 
 #include "../engine/engine.h"
 #include "../fs/fs.h"
+#include "../net/net.h"
 #include "tools.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
@@ -24,7 +25,7 @@ struct opts {
 	const char *data_dir, *mount, *address;
 	unsigned long long id;
 	bool bootstrap, fsync_wal, allow_other, direct_wal;
-	unsigned threshold, trailing, threads;
+	unsigned threshold, trailing, threads, max_conns, busy_ms;
 };
 
 static void usage(FILE *out)
@@ -34,6 +35,7 @@ static void usage(FILE *out)
 "                     [--bootstrap] [options]\n\n"
 "Run a quorafs node in the foreground: mount its databases at --mount and\n"
 "commit every transaction through Raft before the writer's commit returns.\n"
+"The --address port also serves the dqlite wire protocol (dqlite -s ADDR).\n"
 "Stop it with SIGINT or SIGTERM (Ctrl-C): it unmounts and exits 0.\n\n"
 "  --data-dir DIR          raft log, snapshots and backing files (created)\n"
 "  --mount DIR             where the databases appear (created; must be empty)\n"
@@ -50,6 +52,9 @@ static void usage(FILE *out)
 "  --direct-wal            serve -wal files with direct I/O (default: through\n"
 "                          the page cache; direct I/O makes reads of pages\n"
 "                          still in the WAL slower)\n"
+"  --max-conns N           wire-protocol connections at once (default 256)\n"
+"  --busy-timeout MS       how long a remote statement waits for SQLite's\n"
+"                          locks (default 10000)\n"
 "  --log-level LEVEL       debug, info (default), warn or error\n"
 "  -h, --help              this text\n\n"
 "A restart with the same --data-dir resumes the node; --id and --address may\n"
@@ -90,6 +95,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"fsync-wal", no_argument, NULL, 'F'},
 		{"allow-other", no_argument, NULL, 'A'},
 		{"direct-wal", no_argument, NULL, 'C'},
+		{"max-conns", required_argument, NULL, 'M'},
+		{"busy-timeout", required_argument, NULL, 'B'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -101,6 +108,8 @@ static int parse(int argc, char **argv, struct opts *o)
 	o->threshold = 4096;
 	o->trailing = 4096;
 	o->threads = 16;
+	o->max_conns = 256;
+	o->busy_ms = 10000;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", longs, &idx)) != -1) {
 		switch (c) {
@@ -118,7 +127,7 @@ static int parse(int argc, char **argv, struct opts *o)
 				return -1;
 			}
 			break;
-		case 'T': case 'R': case 't':
+		case 'T': case 'R': case 't': case 'M': case 'B':
 			if (parse_uint(optarg, 1u << 30, &v) != 0 || v == 0) {
 				fprintf(stderr, "quorafs mount: --%s needs a positive integer, not '%s'\n",
 					longs[idx].name, optarg);
@@ -126,6 +135,8 @@ static int parse(int argc, char **argv, struct opts *o)
 			}
 			if (c == 'T') o->threshold = (unsigned)v;
 			else if (c == 'R') o->trailing = (unsigned)v;
+			else if (c == 'M') o->max_conns = (unsigned)v;
+			else if (c == 'B') o->busy_ms = (unsigned)v;
 			else o->threads = (unsigned)v;
 			break;
 		case 'l':
@@ -317,6 +328,9 @@ static int lock_data_dir(const char *dir)
 int qf_cmd_mount(int argc, char **argv)
 {
 	char data[PATH_MAX], mnt[PATH_MAX];
+	struct raft_uv_transport *transport = NULL;
+	struct net_server_config nc;
+	struct net_server *srv = NULL;
 	struct eng_config ec;
 	struct fs_config fc;
 	struct eng *e = NULL;
@@ -349,8 +363,13 @@ int qf_cmd_mount(int argc, char **argv)
 	lock_fd = lock_data_dir(data);
 	if (lock_fd < 0)
 		return 1;
+	if (net_transport_new(&transport) != 0) {
+		fprintf(stderr, "quorafs mount: out of memory\n");
+		return 1;
+	}
 	memset(&ec, 0, sizeof ec);
 	ec.data_dir = data;
+	ec.transport = transport;
 	ec.id = o.id;
 	ec.address = o.address;
 	ec.bootstrap = o.bootstrap;
@@ -377,11 +396,29 @@ int qf_cmd_mount(int argc, char **argv)
 		eng_stop(e);
 		return 1;
 	}
-	QF_LOG(QF_INFO, "ready: databases at %s (try: sqlite3 %s/app.db)", mnt, mnt);
+	memset(&nc, 0, sizeof nc);
+	nc.address = eng_address(e);
+	nc.mount = mnt;
+	nc.max_conns = o.max_conns;
+	nc.busy_timeout_ms = o.busy_ms;
+	rv = net_server_start(&srv, e, transport, &nc);
+	if (rv != 0) {
+		fprintf(stderr, "quorafs mount: cannot serve the wire protocol on %s: %s\n",
+			eng_address(e), qf_strerror(rv));
+		eng_stop(e);
+		fs_free(fs);
+		net_transport_free(transport);
+		return 1;
+	}
+	QF_LOG(QF_INFO, "ready: databases at %s (try: sqlite3 %s/app.db), "
+	       "wire protocol on %s (try: dqlite -s %s app.db)", mnt, mnt,
+	       eng_address(e), eng_address(e));
 	rv = fs_loop(fs);
 	QF_LOG(QF_INFO, "stopping");
+	net_server_stop(srv);
 	eng_stop(e);
 	fs_free(fs);
+	net_transport_free(transport);
 	close(lock_fd);
 	QF_LOG(QF_INFO, "stopped");
 	return rv == 0 ? 0 : 1;

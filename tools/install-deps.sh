@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian bookworm packages quorafs needs to build and test,
 # skipping those already installed.  Needs root (or sudo).
+# libedit-dev: line editing and history in 'quorafs shell'.  go-dqlite: the
+# reference dqlite node (dqlite-demo) and shell the compatibility tests run.
 set -euo pipefail
 
 packages=(gcc pkg-config meson ninja-build libfuse3-dev fuse3 libuv1-dev
-	  libraft-dev libsqlite3-dev sqlite3 python3 python3-pytest psmisc)
+	  libraft-dev libsqlite3-dev sqlite3 python3 python3-pytest psmisc
+	  libedit-dev go-dqlite)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -11,6 +11,8 @@ static const struct {
 } commands[] = {
 	{"mount", qf_cmd_mount, "run a node: mount its databases and serve them"},
 	{"bench", qf_cmd_bench, "measure commits and reads through a mount against raw SQLite"},
+	{"shell", qf_cmd_shell, "an SQL shell over the dqlite wire protocol"},
+	{"cluster", qf_cmd_cluster, "list or change the members of a cluster"},
 };
 
 static void usage(FILE *out)
