@@ -49,6 +49,30 @@ for f in entry wire; do
 		unit_fail=$((unit_fail + 1))
 	fi
 done
+# A short libFuzzer run of each decoder under ASan and UBSan (30 s each),
+# counted as one test per harness.
+for f in entry wire; do
+	case $f in
+	entry) srcs="engine/entry.c engine/txn.c" ;;
+	wire) srcs="net/codec.c net/codec_request.c net/codec_response.c" ;;
+	esac
+	fz=$(mktemp -d)
+	# shellcheck disable=SC2086
+	if clang -std=c11 -D_GNU_SOURCE -g -O1 -I. \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		"tests/fuzz/fuzz_$f.c" $srcs engine/lib/lib.c -o "$fz/fuzz" &&
+	   (cd "$fz" && ./fuzz -max_total_time=30 -max_len=8192 \
+		-print_final_stats=0 "$fz" "$OLDPWD/tests/fuzz/corpus/$f" \
+		>"$fz/log" 2>&1); then
+		echo "fuzz $f: clean for 30 s"
+		unit_pass=$((unit_pass + 1))
+	else
+		tail -n 30 "$fz/log" 2>/dev/null
+		echo "FAIL fuzz $f"
+		unit_fail=$((unit_fail + 1))
+	fi
+	rm -rf "$fz"
+done
 echo "unit: $unit_pass passed, $unit_fail failed"
 
 echo "== integration tests"
