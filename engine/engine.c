@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <raft.h>
 #include <raft/uv.h>
 #include <stdio.h>
@@ -796,10 +797,27 @@ static int start_raft(struct eng *e)
 	return rv;
 }
 
+/* Process signals (SIGINT, SIGTERM, SIGHUP) must reach the main thread or
+ * a FUSE worker, whose interrupted waits notice the session's exit; a
+ * signal caught by this thread, or by one it starts (libuv's threadpool,
+ * the network server's session threads), would leave them all asleep. */
+static void block_stop_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 static void *loop_main(void *arg)
 {
 	struct eng *e = arg;
 	int rv;
+
+	block_stop_signals();
 
 	rv = start_raft(e);
 	if (rv != 0) {

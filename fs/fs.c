@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,15 @@ static void *inval_main(void *arg)
 {
 	struct fs *fs = arg;
 	struct inval *iv;
+	sigset_t set;
+
+	/* Stop signals belong to the main thread and the FUSE workers (see
+	 * engine.c's loop thread). */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	pthread_mutex_lock(&fs->inval_mu);
 	for (;;) {

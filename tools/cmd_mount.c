@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,6 +341,8 @@ int qf_cmd_mount(int argc, char **argv)
 
 	if (parse(argc, argv, &o) != 0)
 		return 2;
+	/* A peer or client that goes away must not kill the daemon. */
+	signal(SIGPIPE, SIG_IGN);
 	/* Refuse nesting before creating either directory. */
 	if (lexical_abs(o.data_dir, data, sizeof data) != 0 ||
 	    lexical_abs(o.mount, mnt, sizeof mnt) != 0) {

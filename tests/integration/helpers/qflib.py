@@ -320,7 +320,10 @@ class Node:
         """Kill by pid and unmount; never raises."""
         try:
             if self.alive():
-                kill_pid(self.proc)
+                # A SIGKILLed daemon whose own SQL sessions still had
+                # files open on its mount cannot finish exiting until the
+                # FUSE connection is aborted (README: known limits).
+                kill_pid(self.proc, timeout=3)
             if self.alive():  # stuck in the kernel: abort and retry
                 abort_fuse(self.mount)
                 kill_pid(self.proc, timeout=20)
