@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -712,10 +713,7 @@ int fs_new(struct fs **out, const struct fs_config *c)
 		rv = -EIO;
 		goto err;
 	}
-	if (fuse_set_signal_handlers(fs->se) != 0) {
-		rv = -EIO;
-		goto err;
-	}
+
 	if (fuse_session_mount(fs->se, c->mountpoint) != 0) {
 		QF_LOG(QF_ERROR, "mounting %s failed", c->mountpoint);
 		rv = -EIO;
@@ -749,6 +747,16 @@ int fs_loop(struct fs *fs)
 	return rv < 0 ? rv : 0;
 }
 
+void fs_exit(struct fs *fs)
+{
+	struct statfs sf;
+
+	fuse_session_exit(fs->se);
+	/* The loop notices only when a worker finishes a request: make one.
+	 * STATFS is never answered from the kernel's caches. */
+	(void)statfs(fs->cfg.mountpoint, &sf);
+}
+
 void fs_free(struct fs *fs)
 {
 	if (fs == NULL)
@@ -761,7 +769,6 @@ void fs_free(struct fs *fs)
 		pthread_join(fs->inval_thread, NULL);
 	}
 	if (fs->se != NULL) {
-		fuse_remove_signal_handlers(fs->se);
 		if (fs->mounted)
 			fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);

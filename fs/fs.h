@@ -28,8 +28,10 @@ struct fs_config {
 
 /* Mount.  0 or a negative code; logs why it failed. */
 int fs_new(struct fs **fs, const struct fs_config *c);
-/* Serve until SIGINT/SIGTERM or an external unmount.  0 or -errno. */
+/* Serve until fs_exit() or an external unmount.  0 or -errno. */
 int fs_loop(struct fs *fs);
+/* Make fs_loop() return.  Any thread but a FUSE worker. */
+void fs_exit(struct fs *fs);
 /* Unmount and free.  Held requests must have been answered (eng_stop
  * answers them through their callbacks). */
 void fs_free(struct fs *fs);

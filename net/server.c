@@ -223,9 +223,19 @@ static int session_is_leader(void *arg)
 	return eng_is_leader(c->srv->engine) ? 1 : 0;
 }
 
+/* Session frees in flight: net_server_stop waits for them, because a
+ * session closing its SQLite connection still needs the mount served. */
+static pthread_mutex_t frees_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t frees_cond = PTHREAD_COND_INITIALIZER;
+static unsigned frees_in_flight;
+
 static void *free_session_main(void *arg)
 {
 	net_session_free(arg);
+	pthread_mutex_lock(&frees_mu);
+	frees_in_flight--;
+	pthread_cond_broadcast(&frees_cond);
+	pthread_mutex_unlock(&frees_mu);
 	return NULL;
 }
 
@@ -236,6 +246,9 @@ static void free_session_async(struct net_session *session)
 	pthread_t th;
 	pthread_attr_t attr;
 
+	pthread_mutex_lock(&frees_mu);
+	frees_in_flight++;
+	pthread_mutex_unlock(&frees_mu);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&th, &attr, free_session_main, session) != 0)
@@ -802,5 +815,9 @@ void net_server_stop(struct net_server *s)
 		return;
 	if (eng_call(s->engine, stop_on_loop, s) == 0)
 		(void)wait_done(s);
+	pthread_mutex_lock(&frees_mu);
+	while (frees_in_flight > 0)
+		pthread_cond_wait(&frees_cond, &frees_mu);
+	pthread_mutex_unlock(&frees_mu);
 	server_free(s);
 }

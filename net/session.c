@@ -217,6 +217,10 @@ static int open_db(struct net_session *s, const char *name, bool create,
 	sqlite3_extended_result_codes(*db, 1);
 	sqlite3_busy_handler(*db, busy_cb, s);
 	sqlite3_progress_handler(*db, PROGRESS_OPS, progress_cb, s);
+	/* Closing a session must not take the database's EXCLUSIVE lock for
+	 * a last-close checkpoint: local programs without a busy timeout
+	 * would see "database is locked".  Writers checkpoint as usual. */
+	(void)sqlite3_db_config(*db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	return SQLITE_OK;
 }
 

@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,10 +327,41 @@ static int lock_data_dir(const char *dir)
 	return fd; /* kept open: the lock lives as long as the process */
 }
 
+/* Stopping: SIGINT, SIGTERM and SIGHUP are blocked in every thread and
+ * taken here.  Remote sessions close first, while the mount is still
+ * served (they open databases through it), then the FUSE loop ends. */
+struct stopper {
+	sigset_t set;
+	struct net_server *srv;
+	struct fs *fs;
+	pthread_mutex_t mu;
+	bool stopped_server;
+};
+
+static void *stopper_main(void *arg)
+{
+	struct stopper *st = arg;
+	int sig;
+
+	if (sigwait(&st->set, &sig) != 0)
+		return NULL;
+	QF_LOG(QF_INFO, "signal %d: stopping", sig);
+	pthread_mutex_lock(&st->mu);
+	if (st->srv != NULL) {
+		net_server_stop(st->srv);
+		st->stopped_server = true;
+	}
+	pthread_mutex_unlock(&st->mu);
+	fs_exit(st->fs);
+	return NULL;
+}
+
 int qf_cmd_mount(int argc, char **argv)
 {
 	char data[PATH_MAX], mnt[PATH_MAX];
 	struct raft_uv_transport *transport = NULL;
+	struct stopper stop = {0};
+	pthread_t stopper;
 	struct net_server_config nc;
 	struct net_server *srv = NULL;
 	struct eng_config ec;
@@ -343,6 +375,12 @@ int qf_cmd_mount(int argc, char **argv)
 		return 2;
 	/* A peer or client that goes away must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&stop.set);
+	sigaddset(&stop.set, SIGINT);
+	sigaddset(&stop.set, SIGTERM);
+	sigaddset(&stop.set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stop.set, NULL); /* every thread inherits */
+	pthread_mutex_init(&stop.mu, NULL);
 	/* Refuse nesting before creating either directory. */
 	if (lexical_abs(o.data_dir, data, sizeof data) != 0 ||
 	    lexical_abs(o.mount, mnt, sizeof mnt) != 0) {
@@ -382,7 +420,9 @@ int qf_cmd_mount(int argc, char **argv)
 	if (rv != 0) {
 		fprintf(stderr, "quorafs mount: cannot start the node: %s\n", qf_strerror(rv));
 		if (e != NULL)
-			eng_stop(e);
+			eng_stop(e); /* raft may still hold the transport */
+		else
+			net_transport_free(transport);
 		return 1;
 	}
 	memset(&fc, 0, sizeof fc);
@@ -397,6 +437,7 @@ int qf_cmd_mount(int argc, char **argv)
 	if (rv != 0) {
 		fprintf(stderr, "quorafs mount: cannot mount %s: %s\n", mnt, qf_strerror(rv));
 		eng_stop(e);
+		net_transport_free(transport);
 		return 1;
 	}
 	memset(&nc, 0, sizeof nc);
@@ -416,9 +457,23 @@ int qf_cmd_mount(int argc, char **argv)
 	QF_LOG(QF_INFO, "ready: databases at %s (try: sqlite3 %s/app.db), "
 	       "wire protocol on %s (try: dqlite -s %s app.db)", mnt, mnt,
 	       eng_address(e), eng_address(e));
+	stop.srv = srv;
+	stop.fs = fs;
+	if (pthread_create(&stopper, NULL, stopper_main, &stop) != 0) {
+		fprintf(stderr, "quorafs mount: cannot start the signal thread\n");
+		net_server_stop(srv);
+		eng_stop(e);
+		fs_free(fs);
+		return 1;
+	}
 	rv = fs_loop(fs);
 	QF_LOG(QF_INFO, "stopping");
-	net_server_stop(srv);
+	pthread_mutex_lock(&stop.mu);
+	if (!stop.stopped_server) /* unmounted from outside: no signal */
+		net_server_stop(srv);
+	stop.srv = NULL;
+	stop.stopped_server = true;
+	pthread_mutex_unlock(&stop.mu);
 	eng_stop(e);
 	fs_free(fs);
 	net_transport_free(transport);

@@ -82,7 +82,8 @@ def test_mixed_mount_and_protocol(node):
     cli(db, "PRAGMA journal_mode=wal; CREATE TABLE t(src TEXT, n INTEGER);")
     for i in range(20):
         shell(node, "mix.db", f"INSERT INTO t VALUES ('wire', {i})")
-        cli(db, f"INSERT INTO t VALUES ('mount', {i});")
+        # A busy timeout, as any program sharing a database needs.
+        cli(db, f".timeout 5000\nINSERT INTO t VALUES ('mount', {i});")
     assert cli(db, "SELECT count(*) FROM t;").strip() == "40"
     assert "40" in shell(node, "mix.db", "SELECT count(*) FROM t").stdout
     node.restart()
