@@ -37,6 +37,26 @@ int net_server_start(struct net_server **s, struct eng *e,
  * until done.  Call before eng_stop(). */
 void net_server_stop(struct net_server *s);
 
+/* ---- the SQL worker process (net/worker.c, net/link.h) ----
+ *
+ * The server runs its SQL sessions in a child process, `quorafs
+ * sql-worker`, started with the link on fd NET_WORKER_FD (link.h says
+ * why).  tools/ wires the subcommand to net_worker_run(). */
+#define NET_WORKER_COMMAND "sql-worker"
+#define NET_WORKER_FD 3
+
+struct net_worker_config {
+	int fd;			  /* the link */
+	const char *mount;	  /* where sessions open databases */
+	unsigned busy_timeout_ms; /* SQLite busy timeout */
+	size_t max_msg;		  /* largest message, header included */
+};
+
+/* Serve sessions over the link until the daemon closes it; then free
+ * every session and return the process exit status (0, or 1 after a
+ * broken link).  Call from main, before any thread exists. */
+int net_worker_run(const struct net_worker_config *c);
+
 /* ---- client (net/client.c, client_rows.c, client_admin.c) ----
  *
  * A blocking client of the dqlite wire protocol over TCP (plain sockets),

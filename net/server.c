@@ -7,17 +7,20 @@
  * the stream then goes to raft whole (§10).  Requests about the cluster
  * (LEADER, CLIENT, HEARTBEAT, CLUSTER, DESCRIBE, WEIGHT, membership) are
  * answered here, on the loop.  SQL requests go to the connection's
- * session (session.h), whose thread runs SQLite through the mount; it
- * hands encoded responses back through out_cb, which queues them for the
- * loop to write and blocks while too much is unsent (flow control for
- * streamed results).  The loop never waits for a session: a connection's
- * session is freed on a thread of its own.
+ * session in the SQL worker process (link.h says why a process, worker.c
+ * runs it), whose thread runs SQLite through the mount; its responses
+ * come back over the link and are written here, each acknowledged to the
+ * worker once written (flow control for streamed results).  The loop
+ * never waits for the worker.  Closing a connection tells the worker to
+ * free its session; stopping ends the link, and the worker frees every
+ * session (with the mount still served) and exits.
  *
  * Malformed framing, an oversized message or a bad version closes the
  * connection; a malformed body gets FAILURE. */
 #include <errno.h>
 #include <pthread.h>
 #include <raft.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,18 +28,10 @@
 
 #include "codec.h"
 #include "net.h"
-#include "session.h"
+#include "link.h"
 #include "transport.h"
 
-#define OUT_LIMIT (256u << 10) /* unsent bytes before a session waits */
-
 enum { READ_VERSION, READ_HEADER, READ_BODY };
-
-struct out {
-	uint8_t *bytes;
-	size_t len;
-	struct out *next;
-};
 
 struct conn {
 	struct net_server *srv;
@@ -49,17 +44,22 @@ struct conn {
 	size_t need;
 	uint64_t version;
 	bool first; /* no request read yet: CONNECT is still possible */
-	uint64_t serial; /* names the connection to late callbacks */
+	uint64_t serial; /* names the connection to the worker and to late
+			  * callbacks */
 	bool closing;
-	struct net_session *session;
-	/* Output from the session thread, under @mu. */
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	struct out *out_head, *out_tail;
-	size_t unsent;
-	bool gone; /* no more output is accepted */
-	bool close_requested; /* by the session: close at the next flush */
+	bool has_session; /* the worker has a session for it */
 	struct conn *next;
+};
+
+/* One run of the SQL worker process; freed when both handles closed. */
+struct worker {
+	struct net_server *srv;
+	uv_process_t proc;
+	uv_pipe_t pipe;
+	uv_shutdown_t shutdown;
+	struct net_link_reader reader;
+	int handles; /* of proc and pipe, still open */
+	bool lost;   /* its end was seen: EOF or exit */
 };
 
 struct net_server {
@@ -68,73 +68,81 @@ struct net_server {
 	struct net_server_config cfg;
 	char *address, *mount;
 	uv_tcp_t listener;
-	uv_async_t flush; /* sessions queued output */
+	uv_timer_t kill_timer; /* a worker that will not stop */
+	struct worker *worker; /* NULL when none runs */
 	uint64_t next_serial;
 	struct conn *conns;
 	unsigned n_conns;
+	bool stopping;
 	/* Start/stop handshake with the main thread. */
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	bool done;
 	int status;
-	int handles_open;
+	int handles_open; /* listener, timer, workers' handles */
 };
 
 static void conn_close(struct conn *c);
+static void handle_closed(struct net_server *s);
 
 /* ---- writing ---- */
 
 struct write_req {
 	uv_write_t w;
-	struct conn *c; /* NULL for loop-side writes */
+	struct net_server *srv;
+	uint64_t ack_serial; /* a session's output: ACK it to the worker */
 	uint8_t *bytes;
 	size_t len;
 };
+
+static void send_ack(struct net_server *s, uint64_t serial, size_t n);
 
 static void written_cb(uv_write_t *w, int status)
 {
 	struct write_req *r = QF_CONTAINER_OF(w, struct write_req, w);
 
-	(void)status;
-	if (r->c != NULL) {
-		pthread_mutex_lock(&r->c->mu);
-		r->c->unsent -= r->len;
-		pthread_cond_broadcast(&r->c->cond);
-		pthread_mutex_unlock(&r->c->mu);
-	}
+	if (r->ack_serial != 0 && status == 0)
+		send_ack(r->srv, r->ack_serial, r->len);
 	free(r->bytes);
 	free(r);
 }
 
-/* Loop thread: write @bytes (taken) to @c; @from_session for accounting. */
-static void conn_write(struct conn *c, uint8_t *bytes, size_t len,
-		       bool from_session)
+/* Loop thread: write @bytes (taken) to @stream; @ack_serial non-zero for
+ * a session's output, acknowledged to the worker once written. */
+static void stream_write(struct net_server *s, uv_stream_t *stream,
+			 uint8_t *bytes, size_t len, uint64_t ack_serial)
 {
 	struct write_req *r = calloc(1, sizeof *r);
 	uv_buf_t buf = uv_buf_init((char *)bytes, (unsigned)len);
 
-	if (r == NULL || c->closing) {
-		free(r);
+	if (r == NULL) {
 		free(bytes);
-		if (from_session) {
-			pthread_mutex_lock(&c->mu);
-			c->unsent -= len;
-			pthread_cond_broadcast(&c->cond);
-			pthread_mutex_unlock(&c->mu);
-		}
 		return;
 	}
-	r->c = from_session ? c : NULL;
+	r->srv = s;
+	r->ack_serial = ack_serial;
 	r->bytes = bytes;
 	r->len = len;
-	if (uv_write(&r->w, (uv_stream_t *)c->tcp, &buf, 1, written_cb) != 0)
+	if (uv_write(&r->w, stream, &buf, 1, written_cb) != 0) {
+		r->ack_serial = 0;
 		written_cb(&r->w, -1);
+	}
+}
+
+static void conn_write(struct conn *c, uint8_t *bytes, size_t len,
+		       uint64_t ack_serial)
+{
+	if (c->closing) {
+		free(bytes);
+		return;
+	}
+	stream_write(c->srv, (uv_stream_t *)c->tcp, bytes, len, ack_serial);
 }
 
 /* Loop thread: send the message encoded in @b (taken). */
 static void reply(struct conn *c, struct net_buf *b)
 {
-	conn_write(c, b->data, b->len, false);
+	conn_write(c, b->data, b->len, 0);
 	b->data = NULL;
 	net_buf_close(b);
 }
@@ -150,111 +158,254 @@ static void reply_failure(struct conn *c, uint64_t code, const char *msg)
 		net_buf_close(&b);
 }
 
-/* Session thread: queue output for the loop; wait while too much is
- * unsent.  Non-zero once the connection is gone. */
-static int session_out(void *arg, uint8_t *bytes, size_t len)
-{
-	struct conn *c = arg;
-	struct out *o = malloc(sizeof *o);
+/* ---- the SQL worker process (link.h) ---- */
 
-	pthread_mutex_lock(&c->mu);
-	if (c->gone || o == NULL || bytes == NULL) {
-		/* bytes == NULL: the session cannot answer (out of memory);
-		 * the client must not wait forever, so close. */
-		if (bytes == NULL || o == NULL)
-			c->close_requested = true;
-		pthread_mutex_unlock(&c->mu);
-		free(o);
-		free(bytes);
-		uv_async_send(&c->srv->flush);
-		return -1;
-	}
-	o->bytes = bytes;
-	o->len = len;
-	o->next = NULL;
-	if (c->out_tail)
-		c->out_tail->next = o;
-	else
-		c->out_head = o;
-	c->out_tail = o;
-	c->unsent += len;
-	pthread_mutex_unlock(&c->mu);
-	uv_async_send(&c->srv->flush);
-	pthread_mutex_lock(&c->mu);
-	while (c->unsent > OUT_LIMIT && !c->gone)
-		pthread_cond_wait(&c->cond, &c->mu);
-	pthread_mutex_unlock(&c->mu);
+/* Loop thread: one frame to the current worker.  0, or -errno when
+ * there is no worker or no memory. */
+static int worker_send(struct net_server *s, struct net_link_hdr *h,
+		       const void *payload)
+{
+	uint8_t *frame;
+
+	if (s->worker == NULL || s->worker->lost)
+		return -ESRCH;
+	frame = net__link_frame(h, payload);
+	if (frame == NULL)
+		return -ENOMEM;
+	stream_write(s, (uv_stream_t *)&s->worker->pipe, frame,
+		     NET_LINK_HDR + (size_t)h->len, 0);
 	return 0;
 }
 
-/* Loop thread: write what sessions queued. */
-static void flush_cb(uv_async_t *h)
+static void send_ack(struct net_server *s, uint64_t serial, size_t n)
 {
-	struct net_server *s = h->data;
+	struct net_link_hdr h = {.len = 8, .kind = NET_LINK_ACK,
+				 .serial = serial};
+	uint8_t payload[8];
+
+	qf_put_le64(payload, n);
+	(void)worker_send(s, &h, payload); /* no worker: nobody waits */
+}
+
+static struct conn *find_conn(struct net_server *s, uint64_t serial)
+{
 	struct conn *c;
-	struct out *o, *next;
 
-	struct conn *next_conn;
-	bool close_it;
+	for (c = s->conns; c != NULL; c = c->next)
+		if (c->serial == serial)
+			return c;
+	return NULL;
+}
 
-	for (c = s->conns; c != NULL; c = next_conn) {
-		next_conn = c->next;
-		pthread_mutex_lock(&c->mu);
-		o = c->out_head;
-		c->out_head = c->out_tail = NULL;
-		close_it = c->close_requested;
-		pthread_mutex_unlock(&c->mu);
-		for (; o != NULL; o = next) {
-			next = o->next;
-			conn_write(c, o->bytes, o->len, true);
-			free(o);
-		}
-		if (close_it)
+static void worker_frame_cb(void *arg, const struct net_link_hdr *h,
+			    uint8_t *payload)
+{
+	struct worker *w = arg;
+	struct conn *c = find_conn(w->srv, h->serial);
+
+	if (c == NULL || c->closing) {
+		free(payload);
+		return;
+	}
+	if (h->kind == NET_LINK_OUT && payload != NULL) {
+		conn_write(c, payload, h->len, h->serial);
+		return;
+	}
+	free(payload);
+	if (h->kind == NET_LINK_DROP || h->kind == NET_LINK_OUT)
+		conn_close(c); /* the session cannot answer */
+}
+
+static void worker_handle_closed_cb(uv_handle_t *h)
+{
+	struct worker *w = h->data;
+	struct net_server *s = w->srv;
+
+	if (--w->handles == 0) {
+		net__link_reader_close(&w->reader);
+		free(w);
+	}
+	handle_closed(s);
+}
+
+/* Loop thread: @w's stream ended or its process exited.  Its sessions
+ * are gone, so are their connections: the clients reconnect. */
+static void worker_lost(struct worker *w)
+{
+	struct net_server *s = w->srv;
+	struct conn *c, *next;
+
+	if (w->lost)
+		return;
+	w->lost = true;
+	if (!uv_is_closing((uv_handle_t *)&w->pipe))
+		uv_close((uv_handle_t *)&w->pipe, worker_handle_closed_cb);
+	if (s->worker != w)
+		return;
+	s->worker = NULL;
+	if (!s->stopping)
+		QF_LOG(QF_ERROR, "the SQL worker process ended: closing its "
+		       "%s", "clients' connections (a new one starts on demand)");
+	for (c = s->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->has_session)
 			conn_close(c);
 	}
 }
 
+static void worker_exit_cb(uv_process_t *proc, int64_t status, int sig)
+{
+	struct worker *w = proc->data;
+
+	if (sig != 0 || status != 0)
+		QF_LOG(QF_ERROR, "SQL worker process %d: %s %d",
+		       (int)proc->pid, sig != 0 ? "killed by signal" : "exit",
+		       sig != 0 ? sig : (int)status);
+	worker_lost(w);
+	uv_close((uv_handle_t *)proc, worker_handle_closed_cb);
+	if (w->srv->stopping && w->srv->worker == NULL &&
+	    uv_is_active((uv_handle_t *)&w->srv->kill_timer))
+		uv_timer_stop(&w->srv->kill_timer);
+}
+
+static void worker_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static __thread char chunk[1 << 16]; /* the loop's; copied at once */
+
+	(void)h;
+	(void)suggested;
+	*buf = uv_buf_init(chunk, sizeof chunk);
+}
+
+static void worker_read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
+{
+	struct worker *w = stream->data;
+	int rv;
+
+	if (n == 0)
+		return;
+	if (n < 0) {
+		if (n != UV_EOF)
+			QF_LOG(QF_ERROR, "SQL worker link: %s",
+			       uv_strerror((int)n));
+		worker_lost(w);
+		return;
+	}
+	rv = net__link_reader_feed(&w->reader, (const uint8_t *)buf->base,
+				   (size_t)n, worker_frame_cb, w);
+	if (rv != 0) {
+		QF_LOG(QF_ERROR, "SQL worker link: %s", qf_strerror(rv));
+		uv_process_kill(&w->proc, SIGKILL);
+		worker_lost(w);
+	}
+}
+
+/* Loop thread: start `quorafs sql-worker` with the link on its fd 3. */
+static int worker_spawn(struct net_server *s)
+{
+	uv_loop_t *loop = eng_loop(s->engine);
+	struct worker *w = calloc(1, sizeof *w);
+	char exe[4096], busy[32], max_msg[32];
+	size_t exe_len = sizeof exe;
+	char *args[12];
+	uv_stdio_container_t stdio[4];
+	uv_process_options_t o;
+	int rv;
+
+	if (w == NULL)
+		return -ENOMEM;
+	w->srv = s;
+	net__link_reader_init(&w->reader, s->cfg.max_msg);
+	rv = uv_exepath(exe, &exe_len);
+	if (rv == 0)
+		rv = uv_pipe_init(loop, &w->pipe, 0);
+	if (rv != 0) {
+		free(w);
+		return rv;
+	}
+	w->pipe.data = w;
+	w->proc.data = w;
+	w->handles = 1;
+	s->handles_open++;
+	snprintf(busy, sizeof busy, "%u", s->cfg.busy_timeout_ms);
+	snprintf(max_msg, sizeof max_msg, "%zu", s->cfg.max_msg);
+	args[0] = exe;
+	args[1] = (char *)NET_WORKER_COMMAND;
+	args[2] = (char *)"--mount";
+	args[3] = s->mount;
+	args[4] = (char *)"--busy-timeout";
+	args[5] = busy;
+	args[6] = (char *)"--max-msg";
+	args[7] = max_msg;
+	args[8] = (char *)"--log-level";
+	args[9] = (char *)qf_log_level_name(qf_log_level());
+	args[10] = NULL;
+	memset(stdio, 0, sizeof stdio);
+	stdio[0].flags = UV_IGNORE;
+	stdio[1].flags = UV_INHERIT_FD;
+	stdio[1].data.fd = 1;
+	stdio[2].flags = UV_INHERIT_FD;
+	stdio[2].data.fd = 2;
+	stdio[NET_WORKER_FD].flags =
+		UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE;
+	stdio[NET_WORKER_FD].data.stream = (uv_stream_t *)&w->pipe;
+	memset(&o, 0, sizeof o);
+	o.exit_cb = worker_exit_cb;
+	o.file = exe;
+	o.args = args;
+	o.stdio_count = 4;
+	o.stdio = stdio;
+	rv = uv_spawn(loop, &w->proc, &o);
+	if (rv != 0) {
+		QF_LOG(QF_ERROR, "starting the SQL worker %s: %s", exe,
+		       uv_strerror(rv));
+		w->lost = true;
+		uv_close((uv_handle_t *)&w->pipe, worker_handle_closed_cb);
+		return rv;
+	}
+	w->handles++;
+	s->handles_open++;
+	rv = uv_read_start((uv_stream_t *)&w->pipe, worker_alloc_cb,
+			   worker_read_cb);
+	if (rv != 0) {
+		uv_process_kill(&w->proc, SIGKILL);
+		w->lost = true;
+		uv_close((uv_handle_t *)&w->pipe, worker_handle_closed_cb);
+		return rv;
+	}
+	QF_LOG(QF_DEBUG, "SQL worker process %d started", (int)w->proc.pid);
+	s->worker = w;
+	return 0;
+}
+
+/* Loop thread: hand one SQL request of @c to the worker. */
+static void submit_sql(struct conn *c)
+{
+	struct net_server *s = c->srv;
+	struct net_link_hdr h = {.len = (uint32_t)c->need,
+				 .kind = NET_LINK_SUBMIT,
+				 .type = c->h.type,
+				 .schema = c->h.schema,
+				 .serial = c->serial};
+	struct net_link_hdr i = {.kind = NET_LINK_INTERRUPT,
+				 .serial = c->serial};
+
+	if (s->worker == NULL && worker_spawn(s) != 0) {
+		reply_failure(c, 10, "cannot start a session");
+		return;
+	}
+	if (eng_is_leader(s->engine))
+		h.flags |= NET_LINK_LEADER;
+	/* An INTERRUPT stops what runs before it, so it overtakes. */
+	if ((c->h.type == NET_REQ_INTERRUPT && worker_send(s, &i, NULL) != 0) ||
+	    worker_send(s, &h, c->body) != 0) {
+		reply_failure(c, 10, "cannot queue the request");
+		return;
+	}
+	c->has_session = true;
+}
+
 /* ---- connection lifecycle ---- */
-
-static int session_is_leader(void *arg)
-{
-	struct conn *c = arg;
-
-	return eng_is_leader(c->srv->engine) ? 1 : 0;
-}
-
-/* Session frees in flight: net_server_stop waits for them, because a
- * session closing its SQLite connection still needs the mount served. */
-static pthread_mutex_t frees_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t frees_cond = PTHREAD_COND_INITIALIZER;
-static unsigned frees_in_flight;
-
-static void *free_session_main(void *arg)
-{
-	net_session_free(arg);
-	pthread_mutex_lock(&frees_mu);
-	frees_in_flight--;
-	pthread_cond_broadcast(&frees_cond);
-	pthread_mutex_unlock(&frees_mu);
-	return NULL;
-}
-
-/* Free a session without the loop waiting for its thread: it may be
- * inside SQLite, waiting on a commit that needs this very loop. */
-static void free_session_async(struct net_session *session)
-{
-	pthread_t th;
-	pthread_attr_t attr;
-
-	pthread_mutex_lock(&frees_mu);
-	frees_in_flight++;
-	pthread_mutex_unlock(&frees_mu);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&th, &attr, free_session_main, session) != 0)
-		free_session_main(session); /* last resort */
-	pthread_attr_destroy(&attr);
-}
 
 static void unlink_conn(struct conn *c)
 {
@@ -270,15 +421,6 @@ static void unlink_conn(struct conn *c)
 
 static void conn_free(struct conn *c)
 {
-	struct out *o, *next;
-
-	for (o = c->out_head; o != NULL; o = next) {
-		next = o->next;
-		free(o->bytes);
-		free(o);
-	}
-	pthread_mutex_destroy(&c->mu);
-	pthread_cond_destroy(&c->cond);
 	free(c->body);
 	free(c);
 }
@@ -292,41 +434,18 @@ static void tcp_closed_cb(uv_handle_t *h)
 		conn_free(c);
 }
 
-/* Loop thread: drop @c.  Its session is told to stop and freed aside. */
+/* Loop thread: drop @c; the worker frees its session. */
 static void conn_close(struct conn *c)
 {
+	struct net_link_hdr h = {.kind = NET_LINK_CLOSE, .serial = c->serial};
+
 	if (c->closing)
 		return;
 	c->closing = true;
 	unlink_conn(c);
-	pthread_mutex_lock(&c->mu);
-	c->gone = true;
-	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->mu);
-	if (c->session != NULL) {
-		net_session_interrupt(c->session);
-		free_session_async(c->session);
-		c->session = NULL;
-	}
+	if (c->has_session)
+		(void)worker_send(c->srv, &h, NULL); /* none: nothing to free */
 	uv_close((uv_handle_t *)c->tcp, tcp_closed_cb);
-}
-
-static int ensure_session(struct conn *c)
-{
-	struct net_session_config sc;
-
-	if (c->session != NULL)
-		return 0;
-	memset(&sc, 0, sizeof sc);
-	sc.mount = c->srv->mount;
-	sc.busy_timeout_ms = c->srv->cfg.busy_timeout_ms;
-	sc.batch_bytes = 4096;
-	sc.max_msg = c->srv->cfg.max_msg;
-	sc.max_stmts = 1024;
-	sc.is_leader = session_is_leader;
-	sc.out = session_out;
-	sc.arg = c;
-	return net_session_new(&c->session, &sc);
 }
 
 /* ---- requests answered on the loop ---- */
@@ -399,15 +518,6 @@ struct change_wait {
 	uint64_t serial;
 };
 
-static struct conn *find_conn(struct net_server *s, uint64_t serial)
-{
-	struct conn *c;
-
-	for (c = s->conns; c != NULL; c = c->next)
-		if (c->serial == serial)
-			return c;
-	return NULL;
-}
 
 static void change_done(void *arg, int status, const char *message)
 {
@@ -534,17 +644,7 @@ static int dispatch(struct conn *c)
 	}
 	/* SQL: OPEN, PREPARE, EXEC, QUERY, FINALIZE, EXEC_SQL, QUERY_SQL,
 	 * INTERRUPT, DUMP run in order on the connection's session. */
-	rv = ensure_session(c);
-	if (rv != 0) {
-		reply_failure(c, 10, "cannot start a session");
-		return 0;
-	}
-	if (r.type == NET_REQ_INTERRUPT)
-		net_session_interrupt(c->session);
-	rv = net_session_submit(c->session, c->h.type, c->h.schema, c->body,
-				c->need);
-	if (rv != 0)
-		reply_failure(c, 10, "cannot queue the request");
+	submit_sql(c);
 	return 0;
 }
 
@@ -646,8 +746,6 @@ static void accept_cb(uv_stream_t *listener, int status)
 	c->tcp->data = c;
 	c->state = READ_VERSION;
 	c->first = true;
-	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cond, NULL);
 	c->next = s->conns;
 	s->conns = c;
 	s->n_conns++;
@@ -706,6 +804,19 @@ static int parse_listen(const char *address, struct sockaddr_storage *sa)
 	return uv_ip4_addr(host, atoi(colon + 1), (struct sockaddr_in *)sa);
 }
 
+/* Every handle of the server counts in handles_open; once stopping,
+ * the last one closed ends the stop. */
+static void handle_closed(struct net_server *s)
+{
+	if (--s->handles_open == 0 && s->stopping)
+		signal_done(s, 0);
+}
+
+static void handle_closed_cb(uv_handle_t *h)
+{
+	handle_closed(h->data);
+}
+
 static void start_on_loop(void *arg)
 {
 	struct net_server *s = arg;
@@ -713,7 +824,12 @@ static void start_on_loop(void *arg)
 	struct sockaddr_storage sa;
 	int rv;
 
-	rv = parse_listen(s->address, &sa);
+	rv = uv_timer_init(loop, &s->kill_timer);
+	if (rv == 0) {
+		s->handles_open++;
+		s->kill_timer.data = s;
+		rv = parse_listen(s->address, &sa);
+	}
 	if (rv == 0)
 		rv = uv_tcp_init(loop, &s->listener);
 	if (rv == 0) {
@@ -723,31 +839,42 @@ static void start_on_loop(void *arg)
 		if (rv == 0)
 			rv = uv_listen((uv_stream_t *)&s->listener, 128,
 				       accept_cb);
+		if (rv != 0)
+			QF_LOG(QF_ERROR, "listening on %s: %s", s->address,
+			       uv_strerror(rv));
 	}
-	if (rv == 0 && uv_async_init(loop, &s->flush, flush_cb) == 0) {
-		s->handles_open++;
-		s->flush.data = s;
-	} else if (rv == 0) {
-		rv = -ENOMEM;
-	}
-	if (rv != 0)
-		QF_LOG(QF_ERROR, "listening on %s: %s", s->address,
-		       uv_strerror(rv));
+	/* Started now, while the daemon is young, so that a broken install
+	 * fails at once rather than at the first client. */
+	if (rv == 0)
+		rv = worker_spawn(s);
 	signal_done(s, rv);
 }
 
-static void handle_closed_cb(uv_handle_t *h)
+static void kill_worker_cb(uv_timer_t *t)
 {
-	struct net_server *s = h->data;
+	struct net_server *s = t->data;
 
-	if (--s->handles_open == 0)
-		signal_done(s, 0);
+	if (s->worker != NULL) {
+		QF_LOG(QF_WARN, "the SQL worker did not stop in time: killing it");
+		uv_process_kill(&s->worker->proc, SIGKILL);
+	}
+}
+
+/* The worker is told to stop by the end of its link (after the CLOSEs
+ * queued before it), and gets WORKER_STOP_MS to close its databases. */
+#define WORKER_STOP_MS 20000
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+	(void)req;
+	(void)status; /* an error means the worker is gone already */
 }
 
 static void stop_on_loop(void *arg)
 {
 	struct net_server *s = arg;
 
+	s->stopping = true;
 	while (s->conns != NULL)
 		conn_close(s->conns);
 	if (s->handles_open == 0) {
@@ -757,8 +884,15 @@ static void stop_on_loop(void *arg)
 	if (uv_is_active((uv_handle_t *)&s->listener) ||
 	    !uv_is_closing((uv_handle_t *)&s->listener))
 		uv_close((uv_handle_t *)&s->listener, handle_closed_cb);
-	if (s->handles_open > 1)
-		uv_close((uv_handle_t *)&s->flush, handle_closed_cb);
+	if (s->worker != NULL && !s->worker->lost) {
+		if (uv_shutdown(&s->worker->shutdown,
+				(uv_stream_t *)&s->worker->pipe,
+				shutdown_cb) != 0)
+			uv_process_kill(&s->worker->proc, SIGKILL);
+		(void)uv_timer_start(&s->kill_timer, kill_worker_cb,
+				     WORKER_STOP_MS, 0);
+	}
+	uv_close((uv_handle_t *)&s->kill_timer, handle_closed_cb);
 }
 
 static void server_free(struct net_server *s)
@@ -815,9 +949,5 @@ void net_server_stop(struct net_server *s)
 		return;
 	if (eng_call(s->engine, stop_on_loop, s) == 0)
 		(void)wait_done(s);
-	pthread_mutex_lock(&frees_mu);
-	while (frees_in_flight > 0)
-		pthread_cond_wait(&frees_cond, &frees_mu);
-	pthread_mutex_unlock(&frees_mu);
 	server_free(s);
 }

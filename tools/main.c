@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../net/net.h"
 #include "tools.h"
 
 static const struct {
@@ -40,6 +41,9 @@ int main(int argc, char **argv)
 		printf("quorafs 0.1.0\n");
 		return 0;
 	}
+	/* Internal, so not listed: the daemon's SQL worker process. */
+	if (strcmp(argv[1], NET_WORKER_COMMAND) == 0)
+		return qf_cmd_worker(argc - 1, argv + 1);
 	for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);

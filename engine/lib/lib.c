@@ -40,9 +40,16 @@ int qf_log_level(void)
 	return log_level;
 }
 
+static const char *level_names[] = {"debug", "info", "warn", "error"};
+
+const char *qf_log_level_name(int level)
+{
+	return level >= 0 && level < 4 ? level_names[level] : "info";
+}
+
 int qf_log_parse_level(const char *name)
 {
-	static const char *names[] = {"debug", "info", "warn", "error"};
+	const char **names = level_names;
 	int i;
 
 	for (i = 0; i < 4; i++)
@@ -148,14 +155,18 @@ long qf_pread_full(int fd, void *buf, size_t n, int64_t off)
 	return (long)done;
 }
 
-int qf_pwrite_full(int fd, const void *buf, size_t n, int64_t off)
+/* Write all of @buf at @off, or at the stream position if @off < 0. */
+static int write_all(int fd, const void *buf, size_t n, int64_t off)
 {
 	size_t done = 0;
 	ssize_t rv;
 
 	while (done < n) {
-		rv = pwrite(fd, (const char *)buf + done, n - done,
-			    (off_t)off + (off_t)done);
+		if (off < 0)
+			rv = write(fd, (const char *)buf + done, n - done);
+		else
+			rv = pwrite(fd, (const char *)buf + done, n - done,
+				    (off_t)off + (off_t)done);
 		if (rv < 0 && errno == EINTR)
 			continue;
 		if (rv < 0)
@@ -163,4 +174,32 @@ int qf_pwrite_full(int fd, const void *buf, size_t n, int64_t off)
 		done += (size_t)rv;
 	}
 	return 0;
+}
+
+int qf_pwrite_full(int fd, const void *buf, size_t n, int64_t off)
+{
+	return write_all(fd, buf, n, off);
+}
+
+int qf_read_full(int fd, void *buf, size_t n)
+{
+	size_t done = 0;
+	ssize_t rv;
+
+	while (done < n) {
+		rv = read(fd, (char *)buf + done, n - done);
+		if (rv < 0 && errno == EINTR)
+			continue;
+		if (rv < 0)
+			return -errno;
+		if (rv == 0)
+			return done == 0 ? -ENODATA : -EPIPE;
+		done += (size_t)rv;
+	}
+	return 0;
+}
+
+int qf_write_full(int fd, const void *buf, size_t n)
+{
+	return write_all(fd, buf, n, -1);
 }

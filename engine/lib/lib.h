@@ -33,6 +33,8 @@ void qf_log_set_level(int level);
 int qf_log_level(void);
 /* Parse "debug", "info", "warn", "error"; -1 if unknown. */
 int qf_log_parse_level(const char *name);
+/* The name qf_log_parse_level takes for @level. */
+const char *qf_log_level_name(int level);
 void qf_log(int level, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
@@ -106,6 +108,12 @@ int qf_is_sqlite_header(const uint8_t *p);
  * -errno; qf_pwrite_full returns 0 or -errno. */
 long qf_pread_full(int fd, void *buf, size_t n, int64_t off);
 int qf_pwrite_full(int fd, const void *buf, size_t n, int64_t off);
+
+/* The same for streams (pipes, sockets).  qf_read_full returns 0,
+ * -ENODATA at the end of the stream before any byte, -EPIPE at its end
+ * after some, or -errno; qf_write_full returns 0 or -errno. */
+int qf_read_full(int fd, void *buf, size_t n);
+int qf_write_full(int fd, const void *buf, size_t n);
 
 #define QF_CONTAINER_OF(ptr, type, member)                                  \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))

@@ -96,12 +96,15 @@ def test_concurrent_writers_do_not_fail(node):
     timeout) instead of failing: every insert succeeds."""
     shell(node, "c.db", "CREATE TABLE t(w INTEGER, i INTEGER)")
     script = ("for i in $(seq 1 25); do "
-              f"dqlite -s {node.address} c.db \"INSERT INTO t VALUES ($W, $i)\" "
+              # go-dqlite retries a dead server forever: bound each run
+              f"timeout 20 dqlite -s {node.address} c.db "
+              "\"INSERT INTO t VALUES ($W, $i)\" "
               "|| echo FAILED; done")
     procs = [subprocess.Popen(["bash", "-c", script], env={"W": str(w), "PATH": "/usr/bin:/bin"},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True) for w in range(8)]
-    outs = [p.communicate(timeout=300)[0] for p in procs]
+    outs = [p.communicate(timeout=200)[0] for p in procs]
+    assert node.alive(), "the daemon died"
     assert all("FAILED" not in o and "Error" not in o for o in outs), outs
     assert "200" in shell(node, "c.db", "SELECT count(*) FROM t").stdout
     assert integrity(node.path("c.db")) == "ok"
