@@ -29,6 +29,7 @@ and look for report files in DIR after the run."""
 import contextlib
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -376,6 +377,83 @@ def test_stop_with_open_connections(node):
     node.start()
     assert qflib.cli(node.path(DB), "SELECT count(*) FROM s;\n").strip() \
         == "8"
+
+
+def dead(pid):
+    """Gone, or a zombie nobody reaped (its parent was killed)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "State:\tZ" in f.read()
+    except FileNotFoundError:
+        return True
+
+
+def worker_pids(node):
+    return [p for p in family(node.pid) if p != node.pid]
+
+
+@pytest.mark.deadline(120)
+def test_kill9_with_open_sessions(node):
+    """kill -9 of the daemon while sessions hold a write transaction: it
+    dies at once (its sessions live in the SQL worker process, which
+    must not keep the dead daemon's mount busy), the worker dies with it,
+    the stale mount unmounts, and after a restart the committed rows are
+    there and the open transaction's row is not."""
+    conns = []
+    try:
+        for w in range(4):
+            c = qfwire.connect([node.address], DB)
+            conns.append(c)
+            c.exec_sql("CREATE TABLE IF NOT EXISTS k (w INTEGER)")
+            c.exec_sql("INSERT INTO k VALUES(?)", (w,))
+        conns[0].exec_sql("BEGIN IMMEDIATE")
+        conns[0].exec_sql("INSERT INTO k VALUES(99)")
+        workers = worker_pids(node)
+        assert len(workers) == 1, f"expected one SQL worker: {workers}"
+        node.kill9()
+        deadline = time.monotonic() + 10
+        while not dead(workers[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert dead(workers[0]), "the SQL worker outlived the daemon"
+    finally:
+        for c in conns:
+            c.close()
+    node.unmount_stale()
+    node.start()
+    assert qflib.cli(node.path(DB), "SELECT group_concat(w) FROM "
+                     "(SELECT w FROM k ORDER BY w);\n").strip() == "0,1,2,3"
+    assert qflib.integrity(node.path(DB)) == "ok"
+
+
+@pytest.mark.deadline(120)
+def test_worker_crash_closes_its_connections(node):
+    """The SQL worker process dies (SIGKILL): the daemon logs it, closes
+    the connections whose sessions it held (their clients see the
+    connection end), starts a new worker for the next client, and loses
+    no committed row."""
+    a = qfwire.connect([node.address], DB, timeout=10)
+    try:
+        a.exec_sql("CREATE TABLE c (x INTEGER)")
+        a.exec_sql("INSERT INTO c VALUES(1)")
+        old = worker_pids(node)
+        assert len(old) == 1, old
+        os.kill(old[0], signal.SIGKILL)
+        with pytest.raises((qfwire.WireError, OSError)):
+            a.exec_sql("INSERT INTO c VALUES(2)")
+    finally:
+        a.close()
+    b = qfwire.connect([node.address], DB, timeout=10)
+    try:
+        b.exec_sql("INSERT INTO c VALUES(3)")
+        _, rows = b.query_sql("SELECT group_concat(x) FROM c")
+        assert rows == [("1,3",)], rows
+    finally:
+        b.close()
+    new = worker_pids(node)
+    assert len(new) == 1 and new != old, (old, new)
+    assert "SQL worker process" in node.log()
+    assert node.alive()
+    node.stop(timeout=15)
 
 
 @pytest.mark.deadline(120)
