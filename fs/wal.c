@@ -85,28 +85,6 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 	return a > b ? a : b;
 }
 
-void fs__wal_checksum(bool big_endian, const uint8_t *p, size_t n,
-		      const uint32_t in[2], uint32_t out[2])
-{
-	uint32_t s0 = in[0], s1 = in[1];
-	size_t i;
-
-	assert(n % 8 == 0);
-	if (big_endian) {
-		for (i = 0; i < n; i += 8) {
-			s0 += qf_get_be32(p + i) + s1;
-			s1 += qf_get_be32(p + i + 4) + s0;
-		}
-	} else {
-		for (i = 0; i < n; i += 8) {
-			s0 += qf_get_le32(p + i) + s1;
-			s1 += qf_get_le32(p + i + 4) + s0;
-		}
-	}
-	out[0] = s0;
-	out[1] = s1;
-}
-
 /* Does the checksum stored big-endian at @p equal @ck? */
 static bool ck_equals(const uint32_t ck[2], const uint8_t *p)
 {
@@ -124,7 +102,7 @@ static bool parse_header(const uint8_t *h, uint32_t *ps, bool *be)
 		return false;
 	if (size < 512 || size > 65536 || (size & (size - 1)) != 0)
 		return false;
-	fs__wal_checksum(magic & 1, h, 24, zero, ck);
+	qf_wal_checksum(magic & 1, h, 24, zero, ck);
 	if (!ck_equals(ck, h + 24))
 		return false;
 	*ps = size;
@@ -310,8 +288,8 @@ static int scan(struct fs_wal *w)
 		}
 		if (qf_get_be32(f) == 0 || memcmp(f + 8, w->hdr + 16, 8) != 0)
 			break;
-		fs__wal_checksum(be, f, 8, ck, ck);
-		fs__wal_checksum(be, f + FS_WAL_FRAME_HDR, ps, ck, ck);
+		qf_wal_checksum(be, f, 8, ck, ck);
+		qf_wal_checksum(be, f + FS_WAL_FRAME_HDR, ps, ck, ck);
 		if (!ck_equals(ck, f + 16))
 			break;
 		if (qf_get_be32(f + 4) != 0) {
@@ -434,8 +412,8 @@ static int extend(struct fs_wal *w, const struct overlay *o, int *commit)
 				&page);
 		if (rv != 0)
 			return rv;
-		fs__wal_checksum(w->big_endian, h, 8, prev, ck);
-		fs__wal_checksum(w->big_endian, page, w->page_size, ck, ck);
+		qf_wal_checksum(w->big_endian, h, 8, prev, ck);
+		qf_wal_checksum(w->big_endian, page, w->page_size, ck, ck);
 		if (!ck_equals(ck, h + 16)) {
 			w->stuck = true;	/* partly written or stale */
 			return 0;

@@ -108,9 +108,5 @@ void fs__wal_truncated(struct fs_wal *w, uint64_t size);
 /* Frames in the committed prefix, for the engine's local state. */
 uint64_t fs__wal_frames(const struct fs_wal *w);
 
-/* Compute SQLite's WAL checksum over @n bytes (a multiple of 8) starting
- * from @in, into @out.  @big_endian selects the word byte order. */
-void fs__wal_checksum(bool big_endian, const uint8_t *p, size_t n,
-		      const uint32_t in[2], uint32_t out[2]);
 
 #endif /* QF_FS_WAL_H */

@@ -1,6 +1,7 @@
 /* Error names, logging, hashing and file I/O helpers.  Any thread. */
 #include "lib.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -153,6 +154,28 @@ long qf_pread_full(int fd, void *buf, size_t n, int64_t off)
 		done += (size_t)rv;
 	}
 	return (long)done;
+}
+
+void qf_wal_checksum(bool big_endian, const uint8_t *p, size_t n,
+		     const uint32_t in[2], uint32_t out[2])
+{
+	uint32_t s0 = in[0], s1 = in[1];
+	size_t i;
+
+	assert(n % 8 == 0);
+	if (big_endian) {
+		for (i = 0; i < n; i += 8) {
+			s0 += qf_get_be32(p + i) + s1;
+			s1 += qf_get_be32(p + i + 4) + s0;
+		}
+	} else {
+		for (i = 0; i < n; i += 8) {
+			s0 += qf_get_le32(p + i) + s1;
+			s1 += qf_get_le32(p + i + 4) + s0;
+		}
+	}
+	out[0] = s0;
+	out[1] = s1;
 }
 
 /* Write all of @buf at @off, or at the stream position if @off < 0. */

@@ -3,6 +3,7 @@
 #ifndef QF_LIB_H
 #define QF_LIB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -102,6 +103,13 @@ uint32_t qf_sqlite_page_size(const uint8_t *header100);
 
 /* Non-zero if @p (at least 16 bytes) starts with "SQLite format 3\0". */
 int qf_is_sqlite_header(const uint8_t *p);
+
+/* SQLite's WAL checksum (sqlite-io.md §1) over @n bytes (a multiple of
+ * 8) at @p, continuing from @in: pairs of u32 words in the order the
+ * magic names (@big_endian), s0 += a + s1, s1 += b + s0.  @out may be
+ * @in. */
+void qf_wal_checksum(bool big_endian, const uint8_t *p, size_t n,
+		     const uint32_t in[2], uint32_t out[2]);
 
 /* Read/write exactly @n bytes at @off, retrying short transfers and EINTR.
  * qf_pread_full returns the bytes read (short only at end of file) or

@@ -21,7 +21,7 @@ TEST(wal_checksum, sqlite_header)
 	ASSERT_EQ(wf_load_capture("autocommit_full", &c), TEST_OK);
 	ASSERT_EQ(c.recs[0].off, 0);
 	ASSERT_EQ(c.recs[0].len, 32);
-	fs__wal_checksum(false, c.recs[0].data, 24, zero, ck);
+	qf_wal_checksum(false, c.recs[0].data, 24, zero, ck);
 	ASSERT_U64_EQ(ck[0], qf_get_be32(c.recs[0].data + 24));
 	ASSERT_U64_EQ(ck[1], qf_get_be32(c.recs[0].data + 28));
 	wf_free_capture(&c);
@@ -52,8 +52,8 @@ TEST(wal_checksum, sqlite_first_frame)
 	ASSERT_EQ(pg->len, c.page_size);
 	ck[0] = qf_get_be32(h->data + 24);
 	ck[1] = qf_get_be32(h->data + 28);
-	fs__wal_checksum(false, fh->data, 8, ck, ck);
-	fs__wal_checksum(false, pg->data, pg->len, ck, ck);
+	qf_wal_checksum(false, fh->data, 8, ck, ck);
+	qf_wal_checksum(false, pg->data, pg->len, ck, ck);
 	ASSERT_U64_EQ(ck[0], qf_get_be32(fh->data + 16));
 	ASSERT_U64_EQ(ck[1], qf_get_be32(fh->data + 20));
 	wf_free_capture(&c);
@@ -67,8 +67,8 @@ TEST(wal_checksum, byte_order_matters)
 	uint8_t p[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 	uint32_t le[2], be[2], s[2] = {0, 0};
 
-	fs__wal_checksum(false, p, 16, zero, le);
-	fs__wal_checksum(true, p, 16, zero, be);
+	qf_wal_checksum(false, p, 16, zero, le);
+	qf_wal_checksum(true, p, 16, zero, be);
 	wf_ref_cksum(true, p, 16, s);
 	ASSERT_TRUE(le[0] != be[0] || le[1] != be[1]);
 	ASSERT_U64_EQ(be[0], s[0]);
