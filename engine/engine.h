@@ -33,6 +33,29 @@ struct eng_txn {
 struct eng_txn *eng_txn_new(const char *db, uint32_t page_size, uint32_t n);
 void eng_txn_free(struct eng_txn *t);
 
+/* ---- Writing a WAL-mode database as SQLite would (engine/walwrite.c) ----
+ *
+ * For followers: append a transaction to a database's -wal and index it
+ * in its -shm so that local SQLite readers see it at once and are never
+ * blocked (sqlite-io.md §1, §3, §4).  The caller opens the -wal and -shm
+ * (through the mount, on a node) and keeps a SQLite connection open on
+ * the database that has read from it: that connection ran any recovery,
+ * so the wal-index is initialised, and holds the -shm alive.  Any
+ * thread; one writer object per database, used by one thread at a time.
+ * Nothing is synced: durability is raft's. */
+struct eng_walw;
+
+/* @wal_fd and @shm_fd are kept (not owned) until eng_walw_close. */
+int eng_walw_open(struct eng_walw **w, int wal_fd, int shm_fd);
+/* Append @t (pages ascending, db_pages its new size) and publish it.
+ * 0; -EBUSY when the WRITE lock is held (a checkpoint or a local
+ * writer: retry); QF_EMALFORMED when the wal-index is not initialised
+ * or does not match the -wal (let SQLite recover, then retry);
+ * -EINVAL for an empty transaction; else -errno.  On error nothing is
+ * published: readers see the database as before. */
+int eng_walw_write(struct eng_walw *w, const struct eng_txn *t);
+void eng_walw_close(struct eng_walw *w);
+
 /* ---- Log entry codec (engine/entry.c).  Pure functions, any thread. ----
  *
  * Encoding, version 1, all integers little-endian, every section padded to
