@@ -37,6 +37,7 @@
 #include <uv.h>
 
 #include "engine.h"
+#include "follow.h"
 #include "snapshot.h"
 #include "state.h"
 
@@ -64,6 +65,9 @@ struct eng {
 	uv_timer_t timer;
 	struct raft_barrier barrier;
 	bool barrier_sent;
+	bool barrier_done;  /* cluster mode: this term's barrier applied */
+	bool leader_ready;  /* cluster mode: leading with the log applied */
+	struct eng_follower follow;
 	/* Queue from other threads, under @mu. */
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
@@ -71,7 +75,9 @@ struct eng {
 	struct call *c_head, *c_tail;	/* eng_call() work */
 	bool stopping;
 	int leader_flag;		/* atomic: eng_is_leader() */
-	/* Startup handshake with eng_start, under @mu. */
+	/* Startup handshakes with eng_start and eng_wait_ready, under @mu. */
+	bool started_done;
+	int started_status;
 	bool ready_done;
 	int ready_status;
 	/* Loop thread only. */
@@ -573,29 +579,26 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 		rv = QF_EMALFORMED;
 		goto out;
 	}
+	if (e->live && !is_local_inflight(e, &en)) {
+		/* Another node's transaction, with the mount up: the applier
+		 * makes it visible through the mount (follow.c). */
+		rv = eng__follow_push(&e->follow, d, en.txn, index);
+		en.txn = NULL;
+		goto out;
+	}
 	rv = eng__db_apply(d, en.txn, index);
 	if (rv != 0) {
 		d->diverged = true;
 		goto out;
 	}
-	if (is_local_inflight(e, &en))
-		goto out; /* the committer writes the files in its callback */
-	if (!e->live) {
-		rv = replay_into_files(e, d, en.txn);
-		if (rv != 0) {
-			QF_LOG(QF_ERROR, "db=%s index=%llu: replay: %s",
-			       d->name, (unsigned long long)index,
-			       qf_strerror(rv));
-			d->diverged = true;
-		}
-		goto out;
+	if (e->live)
+		goto out; /* local: the committer writes the files in its cb */
+	rv = replay_into_files(e, d, en.txn);
+	if (rv != 0) {
+		QF_LOG(QF_ERROR, "db=%s index=%llu: replay: %s", d->name,
+		       (unsigned long long)index, qf_strerror(rv));
+		d->diverged = true;
 	}
-	/* TODO(#4): apply other nodes' entries through the mount. */
-	QF_LOG(QF_ERROR, "db=%s index=%llu: entry from node %llu cannot be "
-	       "applied on a mounted node yet", d->name,
-	       (unsigned long long)index, (unsigned long long)en.origin);
-	d->diverged = true;
-	rv = QF_EDIVERGED;
 out:
 	eng_txn_free(en.txn);
 	*result = (void *)(intptr_t)rv;
@@ -607,7 +610,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 {
 	struct eng *e = fsm->data;
 
-	if (inflight != NULL)
+	if (inflight != NULL || !eng__follow_idle(&e->follow))
 		return RAFT_BUSY; /* a commit's files are not written yet */
 	return eng__snapshot_take(&e->dbs, raft_last_applied(&e->raft), bufs,
 				  n_bufs);
@@ -631,7 +634,8 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm,
 	/* Tag fresh page hashes so a restart after a crash need not re-hash
 	 * databases that did not change since. */
 	for (d = e->dbs.head; d != NULL; d = d->next)
-		if (!d->busy && !d->diverged && d->hashes_at != d->applied &&
+		if (!d->busy && !d->fq_busy && !d->diverged &&
+		    d->hashes_at != d->applied &&
 		    eng__db_save_all(&e->dbs, d) != 0)
 			QF_LOG(QF_WARN, "db=%s: saving hashes failed", d->name);
 	return 0;
@@ -673,13 +677,26 @@ static void signal_ready(struct eng *e, int status)
 	pthread_mutex_unlock(&e->mu);
 }
 
+static void signal_started(struct eng *e, int status)
+{
+	pthread_mutex_lock(&e->mu);
+	e->started_done = true;
+	e->started_status = status;
+	pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->mu);
+}
+
 static void barrier_cb(struct raft_barrier *req, int status)
 {
 	struct eng *e = req->data;
 
 	if (status != 0) {
-		QF_LOG(QF_ERROR, "startup barrier: %s", raft_strerror(status));
+		QF_LOG(QF_ERROR, "leader barrier: %s", raft_strerror(status));
 		e->barrier_sent = false; /* retried by the timer */
+		return;
+	}
+	if (e->cfg.cluster) {
+		e->barrier_done = true; /* the monitor takes it from here */
 		return;
 	}
 	e->live = true;
@@ -690,12 +707,82 @@ static void barrier_cb(struct raft_barrier *req, int status)
 	signal_ready(e, 0);
 }
 
-/* Polls raft until this node leads and has applied its whole log. */
+/* Cluster mode: track leadership.  A new leader sends a barrier (libraft
+ * 0.15 commits no entry of its own at election) and takes writes once
+ * it is applied and every replicated transaction is in the files. */
+static void watch_leadership(struct eng *e)
+{
+	bool leader = raft_state(&e->raft) == RAFT_LEADER;
+	int rv;
+
+	if (!leader) {
+		if (e->leader_ready)
+			QF_LOG(QF_WARN, "no longer the leader");
+		e->leader_ready = false;
+		e->barrier_done = false;
+		e->barrier_sent = false;
+		__atomic_store_n(&e->leader_flag, 0, __ATOMIC_RELEASE);
+		return;
+	}
+	if (!e->barrier_sent) {
+		e->barrier.data = e;
+		rv = raft_barrier(&e->raft, &e->barrier, barrier_cb);
+		if (rv == 0)
+			e->barrier_sent = true;
+		return;
+	}
+	if (e->barrier_done && !e->leader_ready &&
+	    eng__follow_idle(&e->follow)) {
+		e->leader_ready = true;
+		__atomic_store_n(&e->leader_flag, 1, __ATOMIC_RELEASE);
+		QF_LOG(QF_INFO, "leader, log applied up to index=%llu",
+		       (unsigned long long)raft_last_applied(&e->raft));
+	}
+}
+
+/* Cluster mode, until eng_wait_ready returns: ready as the leader, or as
+ * a follower that knows its leader and has applied what is committed. */
+static void watch_startup(struct eng *e)
+{
+	raft_id id = 0;
+	const char *address = NULL;
+	unsigned timeout = e->cfg.ready_timeout_ms ? e->cfg.ready_timeout_ms
+						   : 30000;
+
+	if (e->raft.configuration.n == 0 && !e->cfg.join) {
+		signal_ready(e, -ENOENT);
+		return;
+	}
+	if (e->leader_ready) {
+		signal_ready(e, 0);
+		return;
+	}
+	raft_leader(&e->raft, &id, &address);
+	if (id != 0 && id != e->cfg.id && e->raft.commit_index > 0 &&
+	    raft_last_applied(&e->raft) >= e->raft.commit_index) {
+		QF_LOG(QF_INFO, "following node %llu (%s), log applied up to "
+		       "index=%llu", (unsigned long long)id, address,
+		       (unsigned long long)raft_last_applied(&e->raft));
+		signal_ready(e, 0);
+		return;
+	}
+	if (now_ms() - e->start_ms > timeout)
+		signal_ready(e, -ETIMEDOUT);
+}
+
+/* Polls raft: until this node leads and has applied its whole log
+ * (one-node use), or for as long as it runs (cluster mode). */
 static void timer_cb(uv_timer_t *t)
 {
 	struct eng *e = t->data;
 	int rv;
 
+	if (e->cfg.cluster) {
+		watch_leadership(e);
+		if (!e->ready_done)
+			watch_startup(e);
+		return;
+	}
 	if (e->live)
 		return;
 	if (e->raft.configuration.n == 0) {
@@ -737,6 +824,7 @@ static void stop_raft(struct eng *e)
 		       (double)e->cb_us_total / (double)e->n_commits / 1000.0);
 	uv_timer_stop(&e->timer);
 	uv_close((uv_handle_t *)&e->timer, close_handles_cb);
+	eng__follow_close(&e->follow); /* replayed at the next start */
 	raft_close(&e->raft, raft_closed_cb);
 }
 
@@ -751,12 +839,14 @@ static int start_raft(struct eng *e)
 			return rv;
 		e->own_transport = true;
 	}
-	else
-		e->cfg.transport->data = &e->loop; /* engine.h: its loop */
 	rv = raft_uv_init(&e->io, &e->loop, e->raft_dir,
 			  e->own_transport ? &e->transport : e->cfg.transport);
 	if (rv != 0)
 		return rv;
+	/* After raft_uv_init, which clears it; the transport reads it in its
+	 * init, called from raft_init. */
+	if (!e->own_transport)
+		e->cfg.transport->data = &e->loop; /* engine.h: its loop */
 	e->io.version = 2; /* libraft 0.15 bug: v3 FSMs are rejected otherwise */
 	e->fsm.version = 3;
 	e->fsm.data = e;
@@ -771,8 +861,14 @@ static int start_raft(struct eng *e)
 		return rv;
 	}
 	e->raft.data = e;
-	raft_set_election_timeout(&e->raft, 3000);
-	raft_set_heartbeat_timeout(&e->raft, 500);
+	/* LAN defaults: followers learn a commit at the next heartbeat, and
+	 * a leader's death is noticed after 1-2 election timeouts. */
+	raft_set_election_timeout(&e->raft, e->cfg.election_timeout_ms
+						     ? e->cfg.election_timeout_ms
+						     : 1000);
+	raft_set_heartbeat_timeout(&e->raft, e->cfg.heartbeat_timeout_ms
+						      ? e->cfg.heartbeat_timeout_ms
+						      : 100);
 	raft_set_pre_vote(&e->raft, true);
 	raft_set_snapshot_threshold(&e->raft, e->cfg.snapshot_threshold);
 	raft_set_snapshot_trailing(&e->raft, e->cfg.snapshot_trailing);
@@ -824,9 +920,11 @@ static void *loop_main(void *arg)
 		QF_LOG(QF_ERROR, "starting raft: %s", raft_strerror(rv));
 		/* The process exits after this; raft's partial state is not
 		 * unwound. */
+		signal_started(e, from_raft(rv));
 		signal_ready(e, from_raft(rv));
 		return NULL;
 	}
+	signal_started(e, 0);
 	e->start_ms = now_ms();
 	uv_timer_start(&e->timer, timer_cb, 0, 10);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
@@ -1015,6 +1113,7 @@ int eng_start(struct eng **out, const struct eng_config *c)
 		eng_free(e);
 		return rv;
 	}
+	eng__follow_init(&e->follow, &e->dbs);
 	if (uv_loop_init(&e->loop) != 0 ||
 	    uv_async_init(&e->loop, &e->async, drain_queue) != 0 ||
 	    uv_timer_init(&e->loop, &e->timer) != 0) {
@@ -1028,6 +1127,22 @@ int eng_start(struct eng **out, const struct eng_config *c)
 		eng_free(e);
 		return -rv;
 	}
+	*out = e;
+	if (c->cluster) {
+		pthread_mutex_lock(&e->mu);
+		while (!e->started_done)
+			pthread_cond_wait(&e->cond, &e->mu);
+		rv = e->started_status;
+		pthread_mutex_unlock(&e->mu);
+		return rv;
+	}
+	return eng_wait_ready(e);
+}
+
+int eng_wait_ready(struct eng *e)
+{
+	int rv;
+
 	pthread_mutex_lock(&e->mu);
 	while (!e->ready_done)
 		pthread_cond_wait(&e->cond, &e->mu);
@@ -1035,9 +1150,44 @@ int eng_start(struct eng **out, const struct eng_config *c)
 	pthread_mutex_unlock(&e->mu);
 	if (rv == -ENOENT)
 		QF_LOG(QF_ERROR, "this node is in no cluster yet: start the "
-		       "first node with --bootstrap");
-	*out = e;
+		       "first node with --bootstrap, the others with --join");
 	return rv;
+}
+
+struct set_applier {
+	struct eng *e;
+	eng_apply_fn fn;
+	void *arg;
+};
+
+static void set_applier_on_loop(void *arg)
+{
+	struct set_applier *sa = arg;
+
+	sa->e->live = true;
+	eng__follow_set(&sa->e->follow, sa->fn, sa->arg);
+	free(sa);
+}
+
+int eng_set_applier(struct eng *e, eng_apply_fn fn, void *arg)
+{
+	struct set_applier *sa = malloc(sizeof *sa);
+	int rv;
+
+	if (sa == NULL)
+		return -ENOMEM;
+	sa->e = e;
+	sa->fn = fn;
+	sa->arg = arg;
+	rv = eng_call(e, set_applier_on_loop, sa);
+	if (rv != 0)
+		free(sa);
+	return rv;
+}
+
+void eng_apply_done(struct eng *e, const char *db, uint64_t index, int status)
+{
+	eng__follow_done(&e->follow, db, index, status);
 }
 
 void eng_stop(struct eng *e)
@@ -1046,7 +1196,8 @@ void eng_stop(struct eng *e)
 	bool started;
 
 	pthread_mutex_lock(&e->mu);
-	started = e->ready_status == 0;
+	started = e->cfg.cluster ? e->started_done && e->started_status == 0
+				 : e->ready_done && e->ready_status == 0;
 	e->stopping = true;
 	pthread_mutex_unlock(&e->mu);
 	if (started) {

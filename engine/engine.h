@@ -127,7 +127,40 @@ struct eng_config {
 	bool bootstrap;		/* form a one-node cluster if pristine */
 	unsigned snapshot_threshold; /* entries between snapshots (0: 4096) */
 	unsigned snapshot_trailing;  /* entries kept behind a snapshot (0: 4096) */
+	/* Cluster mode: eng_start returns once raft runs, and
+	 * eng_wait_ready() waits for this node to be leader or a caught-up
+	 * follower (a node with no configuration waits to be added when
+	 * @join, else fails).  Without it eng_start waits until this node
+	 * leads (one-node use). */
+	bool cluster;
+	bool join;
+	unsigned ready_timeout_ms; /* cluster mode (0: 30000) */
+	unsigned election_timeout_ms;  /* raft (0: 1000) */
+	unsigned heartbeat_timeout_ms; /* raft (0: 100) */
 };
+
+/* ---- Followers: applying other nodes' transactions through the mount ----
+ *
+ * On a mounted node, a transaction from another node is made visible by
+ * an applier (the daemon's SQL worker process, through the mount), not by
+ * the engine: the engine checks the entry against its state (sequence,
+ * checksum before and after) in log order, hands it to the applier, and
+ * records the database's applied index once the applier is done, one
+ * transaction per database at a time.  Called on the loop thread; @t
+ * stays valid until eng_apply_done() for it. */
+typedef void (*eng_apply_fn)(void *arg, const struct eng_txn *t,
+			     uint64_t index);
+
+/* Any thread.  From now on the mount may exist: replicated transactions
+ * wait for the applier instead of being written into the backing files.
+ * @fn NULL only holds them (before the mount is up); a later call with an
+ * applier sends what waits.  0, or an error when the engine stops. */
+int eng_set_applier(struct eng *e, eng_apply_fn fn, void *arg);
+
+/* Loop thread: the applier finished @index of database @db.  A failure
+ * marks the database diverged (its files no longer follow the log). */
+void eng_apply_done(struct eng *e, const char *db, uint64_t index,
+		    int status);
 
 /* Open the data dir and start raft on a new loop thread.  Returns once this
  * node is leader and has applied everything in its log (the backing files
@@ -139,6 +172,11 @@ int eng_start(struct eng **e, const struct eng_config *c);
  * raft, QF_ELEADERSHIPLOST if it did (its entry may still be in the log and
  * be applied at the next start). */
 void eng_stop(struct eng *e);
+
+/* Cluster mode: wait until this node leads (its whole log applied) or
+ * follows a known leader with everything committed applied.  0,
+ * -ENOENT (no configuration and not joining), -ETIMEDOUT, or an error. */
+int eng_wait_ready(struct eng *e);
 
 /* Directory holding the backing database files (the mount's view). */
 const char *eng_db_dir(const struct eng *e);

@@ -41,6 +41,10 @@ struct eng_db {
 	uint64_t hashes_at; /* @applied when the hashes were last saved */
 	bool busy;	    /* a commit of this database is in raft */
 	struct eng_commit *wait_head, *wait_tail; /* commits queued behind */
+	/* Follower: replicated transactions waiting for the applier
+	 * (follow.c); @fq_busy while the head one is being applied. */
+	struct eng_follow_item *fq_head, *fq_tail;
+	bool fq_busy;
 	struct eng_db *next;
 };
 

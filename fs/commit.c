@@ -316,6 +316,20 @@ static void write_wal(fuse_req_t req, struct fs *fs, struct fs_inode *in,
 		return;
 	}
 	pthread_mutex_lock(&in->mu);
+	if (in->wal_stale) {
+		/* The applier appended frames: learn them before tracking. */
+		fs__wal_close(in->wal);
+		rv = fs__wal_init(in->wal, in->rw_fd);
+		if (rv != 0) {
+			pthread_mutex_unlock(&in->mu);
+			free(db_name);
+			QF_LOG(QF_ERROR, "wal=%s: rescan: %s", in->name,
+			       qf_strerror(rv));
+			fuse_reply_err(req, EIO);
+			return;
+		}
+		in->wal_stale = false;
+	}
 	rv = fs__wal_write(in->wal, buf, size, (uint64_t)off, db_name, &t);
 	free(db_name);
 	if (rv == FS_WAL_PASS) {
@@ -388,7 +402,7 @@ static void write_db(fuse_req_t req, struct fs *fs, struct fs_inode *in,
 	uint8_t marker = 0;
 	int ps, rv;
 
-	ps = db_page_size((int)fi->fh, (const uint8_t *)buf, size, off,
+	ps = db_page_size(fs__fh_fd(fi), (const uint8_t *)buf, size, off,
 			  &marker);
 	if (ps < 0) {
 		QF_LOG(QF_WARN, "db=%s: refusing a write that is not whole "
@@ -424,7 +438,7 @@ static void write_db(fuse_req_t req, struct fs *fs, struct fs_inode *in,
 		fuse_reply_err(req, EIO);
 		return;
 	}
-	write_passthrough(req, (int)fi->fh, buf, size, off);
+	write_passthrough(req, fs__fh_fd(fi), buf, size, off);
 }
 
 static void write_journal(fuse_req_t req, struct fs *fs, struct fs_inode *in,
@@ -436,7 +450,7 @@ static void write_journal(fuse_req_t req, struct fs *fs, struct fs_inode *in,
 	int rv;
 
 	if (!fs__journal_is_persist_commit(buf, size, (uint64_t)off)) {
-		write_passthrough(req, (int)fi->fh, buf, size, off);
+		write_passthrough(req, fs__fh_fd(fi), buf, size, off);
 		return;
 	}
 	db_name = fs__db_name_of(in->name, FS_JOURNAL);
@@ -449,16 +463,53 @@ static void write_journal(fuse_req_t req, struct fs *fs, struct fs_inode *in,
 		return;
 	}
 	p->in = in;
-	p->fd = (int)fi->fh;
+	p->fd = fs__fh_fd(fi);
 	rv = fs__journal_commit(fs, db_name, p);
 	free(db_name);
 	if (rv == 0)
 		return; /* parked */
 	fs__pending_free(p);
 	if (rv == 1)
-		write_passthrough(req, (int)fi->fh, buf, size, off);
+		write_passthrough(req, fs__fh_fd(fi), buf, size, off);
 	else
 		fuse_reply_err(req, fs_errno(rv));
+}
+
+/* The applier's write: a committed transaction's bytes, stored as they
+ * are.  A -wal's tracker learns them before its next local write. */
+static void write_applied(fuse_req_t req, struct fs_inode *in,
+			  const char *buf, size_t size, off_t off,
+			  struct fuse_file_info *fi)
+{
+	if (in->kind == FS_WAL) {
+		pthread_mutex_lock(&in->mu);
+		in->wal_stale = true;
+		pthread_mutex_unlock(&in->mu);
+	}
+	write_passthrough(req, fs__fh_fd(fi), buf, size, off);
+}
+
+/* A follower takes no local transactions (writes on followers' mounts
+ * are a later feature): refused with EROFS at the first write, before
+ * anything of the transaction is stored; SQLite reports it as a disk I/O
+ * error (SQLITE_IOERR_WRITE).  Checkpoints of replicated frames into the
+ * database file remain allowed. */
+static bool refuse_on_follower(struct fs *fs, struct fs_inode *in,
+			       const char *buf, size_t size, off_t off,
+			       struct fuse_file_info *fi)
+{
+	uint8_t marker = 0;
+
+	if (in->kind != FS_WAL && in->kind != FS_DB && in->kind != FS_JOURNAL)
+		return false;
+	if (eng_is_leader(fs->cfg.engine))
+		return false;
+	if (in->kind == FS_DB && !journal_live(fs, in->name) &&
+	    db_page_size(fs__fh_fd(fi), (const uint8_t *)buf, size, off,
+			 &marker) > 0 &&
+	    marker == 2 && companion_exists(fs, in->name, "-wal"))
+		return false; /* a checkpoint */
+	return true;
 }
 
 void fs__op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
@@ -467,6 +518,15 @@ void fs__op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	struct fs *fs = fuse_req_userdata(req);
 	struct fs_inode *in = fs__inode_of(fs, ino);
 
+	if (fs__fh_applier(fi)) {
+		write_applied(req, in, buf, size, off, fi);
+		return;
+	}
+	if (refuse_on_follower(fs, in, buf, size, off, fi)) {
+		QF_LOG(QF_DEBUG, "%s: write refused: not the leader", in->name);
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	switch (in->kind) {
 	case FS_WAL:
 		write_wal(req, fs, in, buf, size, off);
@@ -478,7 +538,7 @@ void fs__op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		write_journal(req, fs, in, buf, size, off, fi);
 		break;
 	default:
-		write_passthrough(req, (int)fi->fh, buf, size, off);
+		write_passthrough(req, fs__fh_fd(fi), buf, size, off);
 		break;
 	}
 }
@@ -559,7 +619,7 @@ void fs__op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct pending *p;
 	struct stat st;
 	char *db_name;
-	int fd = fi ? (int)fi->fh : -1, rv;
+	int fd = fi ? fs__fh_fd(fi) : -1, rv;
 	bool own_fd = false;
 
 	rv = setattr_others(in, attr, to_set, fd);

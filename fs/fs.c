@@ -34,6 +34,11 @@
 #include "internal.h"
 #include "wal.h"
 
+void fs_set_applier(struct fs *fs, int tid)
+{
+	__atomic_store_n(&fs->applier_tid, tid, __ATOMIC_RELEASE);
+}
+
 int fs_errno(int code)
 {
 	if (code == 0)
@@ -255,10 +260,14 @@ int fs__open_backing(struct fs_inode *in, int flags)
  * parked write) but every WAL page a reader misses in its own cache
  * becomes a request (about 4x slower point reads of WAL-resident pages,
  * for no measurable commit gain: fuse-spike.md §5 and tools/bench.py). */
-static void finish_open(struct fs *fs, struct fs_inode *in,
+static void finish_open(fuse_req_t req, struct fs *fs, struct fs_inode *in,
 			struct fuse_file_info *fi, int fd)
 {
+	int applier = __atomic_load_n(&fs->applier_tid, __ATOMIC_ACQUIRE);
+
 	fi->fh = (uint64_t)fd;
+	if (applier != 0 && fuse_req_ctx(req)->pid == applier)
+		fi->fh |= FS_FH_APPLIER;
 	if (in->kind == FS_WAL && fs->cfg.direct_wal) {
 		fi->direct_io = 1;
 		fi->keep_cache = 0;
@@ -315,7 +324,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			return;
 		}
 	}
-	finish_open(fs, in, fi, fd);
+	finish_open(req, fs, in, fi, fd);
 	if (fuse_reply_open(req, fi) != 0)
 		close(fd); /* the request was interrupted */
 }
@@ -346,7 +355,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e.ino = fs__nodeid_of(fs, in);
 	e.attr_timeout = TIMEOUT;
 	e.entry_timeout = TIMEOUT;
-	finish_open(fs, in, fi, fd);
+	finish_open(req, fs, in, fi, fd);
 	if (fuse_reply_create(req, &e, fi) != 0)
 		close(fd);
 }
@@ -355,7 +364,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	(void)ino;
-	close((int)fi->fh);
+	close(fs__fh_fd(fi));
 	fuse_reply_err(req, 0);
 }
 
@@ -377,7 +386,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	int rv = 0;
 
 	if (in->kind == FS_DB || (in->kind == FS_WAL && fs->cfg.fsync_wal))
-		rv = (datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh));
+		rv = (datasync ? fdatasync(fs__fh_fd(fi)) : fsync(fs__fh_fd(fi)));
 	fuse_reply_err(req, rv == 0 ? 0 : errno);
 }
 
@@ -388,7 +397,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	(void)ino;
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].fd = fs__fh_fd(fi);
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }

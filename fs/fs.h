@@ -36,6 +36,13 @@ void fs_exit(struct fs *fs);
  * answers them through their callbacks). */
 void fs_free(struct fs *fs);
 
+/* The thread (its kernel tid, as FUSE reports callers) that applies other
+ * nodes' transactions through this mount; 0 for none.  Files it opens
+ * get handles whose writes go straight to the backing files: they carry
+ * committed transactions, and are neither intercepted nor refused.  Any
+ * thread. */
+void fs_set_applier(struct fs *fs, int tid);
+
 /* The errno a FUSE reply carries for a return code: 0 for 0, the errno of
  * a -errno, EIO for quorafs's own codes. */
 int fs_errno(int code);

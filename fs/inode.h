@@ -41,6 +41,8 @@ struct fs_inode {
 	char *name;		/* relative path when first looked up */
 	pthread_mutex_t mu;	/* guards the fields below */
 	struct fs_wal *wal;	/* FS_WAL: tracker, set up at first open */
+	bool wal_stale;		/* FS_WAL: the applier wrote: rescan before
+				 * tracking a local write (under @mu) */
 	int rw_fd;		/* FS_WAL: backing O_RDWR for the tracker */
 	struct fs_inode *hnext;
 };

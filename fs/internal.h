@@ -31,7 +31,22 @@ struct fs {
 	pthread_cond_t inval_cond;
 	struct inval *inval_head;
 	bool inval_stop;
+	int applier_tid; /* atomic: fs_set_applier() */
 };
+
+/* A file handle: the backing descriptor, and whether the applier opened
+ * it (fs_set_applier). */
+#define FS_FH_APPLIER (1ull << 32)
+
+static inline int fs__fh_fd(const struct fuse_file_info *fi)
+{
+	return (int)(fi->fh & 0xffffffffu);
+}
+
+static inline bool fs__fh_applier(const struct fuse_file_info *fi)
+{
+	return (fi->fh & FS_FH_APPLIER) != 0;
+}
 
 enum pending_op {
 	P_WAL_WRITE,

@@ -24,9 +24,15 @@
  *   CLOSE      the connection is gone: free its session
  *   ACK        payload = u64 bytes of its output written to the client
  *              (flow control: a session waits while too much is unacked)
+ *   APPLY      payload = a log entry (engine.h's format) to make visible
+ *              through the mount; @serial = its raft index
  * Worker to daemon:
  *   OUT        payload = one complete encoded response message
  *   DROP       the session cannot answer (out of memory): close
+ *   APPLIED    an APPLY is done: @serial = its index, payload = i32
+ *              status (0 or a negative code), then the database name
+ *   HELLO      @serial = the kernel tid of the worker's applier thread
+ *              (the daemon's mount lets its files bypass interception)
  * End of stream from the daemon tells the worker to free every session
  * and exit. */
 #ifndef NET_LINK_H
@@ -46,7 +52,10 @@ enum {
 	NET_LINK_ACK,
 	NET_LINK_OUT,
 	NET_LINK_DROP,
-	NET_LINK_KIND_MAX = NET_LINK_DROP
+	NET_LINK_APPLY,
+	NET_LINK_APPLIED,
+	NET_LINK_HELLO,
+	NET_LINK_KIND_MAX = NET_LINK_HELLO
 };
 
 struct net_link_hdr {

@@ -20,6 +20,13 @@ struct net_server_config {
 	unsigned max_conns;	   /* connections at once (default 256) */
 	size_t max_msg;		   /* largest request, header included */
 	unsigned busy_timeout_ms;  /* SQLite busy timeout (default 10000) */
+	/* SQL requests wait for net_server_open() (the mount is not up
+	 * yet while a joining node catches up): FAILURE until then. */
+	bool start_closed;
+	/* Loop thread: the SQL worker's applier thread has kernel tid @tid
+	 * (give it to fs_set_applier); again after a worker restart. */
+	void (*on_applier)(void *arg, int tid);
+	void *applier_arg;
 };
 
 /* The raft transport that shares the server's port: pass it to the engine
@@ -33,6 +40,14 @@ void net_transport_free(struct raft_uv_transport *t);
 int net_server_start(struct net_server **s, struct eng *e,
 		     struct raft_uv_transport *t,
 		     const struct net_server_config *c);
+/* Any thread: the mount is up; serve SQL requests. */
+int net_server_open(struct net_server *s);
+
+/* An eng_apply_fn (engine.h) for eng_set_applier(e, net_server_apply,
+ * server): sends the transaction to the SQL worker's applier, which
+ * writes it through the mount and reports back (eng_apply_done). */
+void net_server_apply(void *server, const struct eng_txn *t, uint64_t index);
+
 /* Stop listening, close every connection and free.  Main thread; blocks
  * until done.  Call before eng_stop(). */
 void net_server_stop(struct net_server *s);

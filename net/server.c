@@ -60,6 +60,7 @@ struct worker {
 	struct net_link_reader reader;
 	int handles; /* of proc and pipe, still open */
 	bool lost;   /* its end was seen: EOF or exit */
+	bool hello;  /* its applier is known to the mount: APPLY may go */
 };
 
 struct net_server {
@@ -74,6 +75,8 @@ struct net_server {
 	struct conn *conns;
 	unsigned n_conns;
 	bool stopping;
+	bool open; /* SQL served (net_server_open) */
+	struct applying *applying; /* sent to the worker, not yet done */
 	/* Start/stop handshake with the main thread. */
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
@@ -160,6 +163,18 @@ static void reply_failure(struct conn *c, uint64_t code, const char *msg)
 
 /* ---- the SQL worker process (link.h) ---- */
 
+/* An APPLY the worker has not answered: sent again to a new worker if
+ * this one dies (applying a transaction twice writes the same bytes). */
+struct applying {
+	uint64_t index;
+	uint8_t *entry;
+	size_t len;
+	struct applying *next;
+};
+
+static int worker_spawn(struct net_server *s);
+static void resend_applying(struct net_server *s, struct applying *a);
+
 /* Loop thread: one frame to the current worker.  0, or -errno when
  * there is no worker or no memory. */
 static int worker_send(struct net_server *s, struct net_link_hdr *h,
@@ -197,11 +212,88 @@ static struct conn *find_conn(struct net_server *s, uint64_t serial)
 	return NULL;
 }
 
+static int send_apply(struct net_server *s, struct applying *a)
+{
+	struct net_link_hdr h = {.len = (uint32_t)a->len,
+				 .kind = NET_LINK_APPLY,
+				 .serial = a->index};
+
+	return worker_send(s, &h, a->entry);
+}
+
+void net_server_apply(void *server, const struct eng_txn *t, uint64_t index)
+{
+	struct net_server *s = server;
+	struct applying *a = calloc(1, sizeof *a);
+	int rv = -ENOMEM;
+
+	if (a != NULL) {
+		a->index = index;
+		a->len = eng_entry_size(t);
+		a->entry = malloc(a->len);
+	}
+	if (a == NULL || a->entry == NULL) {
+		if (a != NULL)
+			free(a->entry);
+		free(a);
+		eng_apply_done(s->engine, t->db, index, rv);
+		return;
+	}
+	eng_entry_encode(ENG_ENTRY_TXN, t, 0, 0, a->entry);
+	a->next = s->applying;
+	s->applying = a;
+	if (s->worker == NULL && !s->stopping)
+		(void)worker_spawn(s); /* its HELLO sends what is applying */
+	else if (s->worker != NULL && s->worker->hello)
+		(void)send_apply(s, a);
+}
+
+/* The worker reports an APPLY: status, then the database name. */
+static void applied(struct net_server *s, uint64_t index,
+		    const uint8_t *payload, size_t len)
+{
+	struct applying **pp, *a;
+	char name[4096];
+	int status;
+
+	if (payload == NULL || len < 4 || len - 4 >= sizeof name)
+		return;
+	status = (int)qf_get_le32(payload);
+	memcpy(name, payload + 4, len - 4);
+	name[len - 4] = '\0';
+	for (pp = &s->applying; *pp != NULL; pp = &(*pp)->next)
+		if ((*pp)->index == index) {
+			a = *pp;
+			*pp = a->next;
+			free(a->entry);
+			free(a);
+			break;
+		}
+	eng_apply_done(s->engine, name, index, status);
+}
+
 static void worker_frame_cb(void *arg, const struct net_link_hdr *h,
 			    uint8_t *payload)
 {
 	struct worker *w = arg;
-	struct conn *c = find_conn(w->srv, h->serial);
+	struct conn *c;
+
+	if (h->kind == NET_LINK_APPLIED || h->kind == NET_LINK_HELLO) {
+		if (h->kind == NET_LINK_APPLIED) {
+			applied(w->srv, h->serial, payload, h->len);
+		} else if (w == w->srv->worker && !w->hello) {
+			/* Files the applier opens from now on bypass the
+			 * mount's interception: only now may APPLY go. */
+			if (w->srv->cfg.on_applier != NULL)
+				w->srv->cfg.on_applier(w->srv->cfg.applier_arg,
+						       (int)h->serial);
+			w->hello = true;
+			resend_applying(w->srv, w->srv->applying);
+		}
+		free(payload);
+		return;
+	}
+	c = find_conn(w->srv, h->serial);
 
 	if (c == NULL || c->closing) {
 		free(payload);
@@ -251,6 +343,8 @@ static void worker_lost(struct worker *w)
 		if (c->has_session)
 			conn_close(c);
 	}
+	if (s->applying != NULL && !s->stopping)
+		(void)worker_spawn(s); /* replicated transactions wait */
 }
 
 static void worker_exit_cb(uv_process_t *proc, int64_t status, int sig)
@@ -298,6 +392,15 @@ static void worker_read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
 		uv_process_kill(&w->proc, SIGKILL);
 		worker_lost(w);
 	}
+}
+
+/* Oldest first, as they were sent. */
+static void resend_applying(struct net_server *s, struct applying *a)
+{
+	if (a == NULL)
+		return;
+	resend_applying(s, a->next);
+	(void)send_apply(s, a);
 }
 
 /* Loop thread: start `quorafs sql-worker` with the link on its fd 3. */
@@ -390,6 +493,11 @@ static void submit_sql(struct conn *c)
 	struct net_link_hdr i = {.kind = NET_LINK_INTERRUPT,
 				 .serial = c->serial};
 
+	if (!s->open) {
+		reply_failure(c, 5, "the node is starting: its mount is not "
+			      "up yet");
+		return;
+	}
 	if (s->worker == NULL && worker_spawn(s) != 0) {
 		reply_failure(c, 10, "cannot start a session");
 		return;
@@ -895,8 +1003,27 @@ static void stop_on_loop(void *arg)
 	uv_close((uv_handle_t *)&s->kill_timer, handle_closed_cb);
 }
 
+static void open_on_loop(void *arg)
+{
+	struct net_server *s = arg;
+
+	s->open = true;
+}
+
+int net_server_open(struct net_server *s)
+{
+	return eng_call(s->engine, open_on_loop, s);
+}
+
 static void server_free(struct net_server *s)
 {
+	struct applying *a;
+
+	while ((a = s->applying) != NULL) {
+		s->applying = a->next;
+		free(a->entry);
+		free(a);
+	}
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cond);
 	free(s->address);
@@ -922,6 +1049,7 @@ int net_server_start(struct net_server **out, struct eng *e,
 		s->cfg.max_msg = NET_MAX_MSG_DEFAULT;
 	if (s->cfg.busy_timeout_ms == 0)
 		s->cfg.busy_timeout_ms = 10000;
+	s->open = !c->start_closed;
 	s->address = strdup(c->address);
 	s->mount = strdup(c->mount);
 	pthread_mutex_init(&s->mu, NULL);

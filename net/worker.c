@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "applier.h"
 #include "codec.h"
 #include "link.h"
 #include "net.h"
@@ -45,6 +46,7 @@ struct worker {
 	unsigned frees;
 	struct wsess *sessions;
 	atomic_int leader;
+	struct net_applier *applier;
 };
 
 /* Any thread: write one frame whole.  0 or -errno. */
@@ -66,6 +68,12 @@ static int send_frame(struct worker *w, uint8_t kind, uint64_t serial,
 	}
 	pthread_mutex_unlock(&w->wmu);
 	return rv;
+}
+
+static int applier_send(void *arg, uint8_t kind, uint64_t serial,
+			const void *payload, size_t len)
+{
+	return send_frame(arg, kind, serial, payload, len);
 }
 
 static int session_is_leader(void *arg)
@@ -233,14 +241,22 @@ static void ack(struct worker *w, uint64_t serial, const uint8_t *payload,
 	pthread_mutex_unlock(&w->mu);
 }
 
+/* @*payload may be taken (set to NULL). */
 static void handle_frame(struct worker *w, const struct net_link_hdr *h,
-			 const uint8_t *payload)
+			 uint8_t **payload)
 {
 	struct wsess *s;
 
 	switch (h->kind) {
+	case NET_LINK_APPLY:
+		if (*payload != NULL) {
+			net__applier_submit(w->applier, h->serial, *payload,
+					    h->len);
+			*payload = NULL;
+		}
+		break;
 	case NET_LINK_SUBMIT:
-		submit(w, h, payload);
+		submit(w, h, *payload);
 		break;
 	case NET_LINK_INTERRUPT:
 		pthread_mutex_lock(&w->mu);
@@ -253,7 +269,7 @@ static void handle_frame(struct worker *w, const struct net_link_hdr *h,
 		close_session(w, h->serial);
 		break;
 	case NET_LINK_ACK:
-		ack(w, h->serial, payload, h->len);
+		ack(w, h->serial, *payload, h->len);
 		break;
 	default:
 		QF_LOG(QF_WARN, "sql worker: unexpected frame kind %u",
@@ -345,12 +361,17 @@ int net_worker_run(const struct net_worker_config *c)
 	pthread_mutex_init(&w.mu, NULL);
 	pthread_cond_init(&w.frees_cond, NULL);
 	atomic_init(&w.leader, 0);
+	if (net__applier_start(&w.applier, c->mount, applier_send, &w) != 0) {
+		QF_LOG(QF_ERROR, "sql worker: cannot start the applier");
+		return 1;
+	}
 	while ((rv = read_frame(&w, &h, &payload)) == 0) {
-		handle_frame(&w, &h, payload);
+		handle_frame(&w, &h, &payload);
 		free(payload);
 	}
 	if (rv < 0)
 		QF_LOG(QF_ERROR, "sql worker: link: %s", qf_strerror(rv));
+	net__applier_stop(w.applier);
 	close_all(&w);
 	pthread_cond_destroy(&w.frees_cond);
 	pthread_mutex_destroy(&w.mu);

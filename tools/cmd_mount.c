@@ -24,10 +24,11 @@
 #define FUSE_SUPER_MAGIC 0x65735546
 
 struct opts {
-	const char *data_dir, *mount, *address;
+	const char *data_dir, *mount, *address, *join;
 	unsigned long long id;
 	bool bootstrap, fsync_wal, allow_other, direct_wal;
 	unsigned threshold, trailing, threads, max_conns, busy_ms;
+	unsigned election_ms, heartbeat_ms;
 };
 
 static void usage(FILE *out)
@@ -45,6 +46,13 @@ static void usage(FILE *out)
 "  --address HOST:PORT     this node's raft address; remembered in DIR\n"
 "  --bootstrap             form a new one-node cluster if DIR is new;\n"
 "                          ignored when DIR is already initialised\n"
+"  --join ADDR[,ADDR...]   ask the cluster at these addresses to add this\n"
+"                          node (a voter while it has fewer than 3, else a\n"
+"                          standby); ignored once this node is a member\n"
+"  --election-timeout MS   raft election timeout (default 1000): a dead\n"
+"                          leader is replaced after 1 to 2 of these\n"
+"  --heartbeat-timeout MS  raft heartbeat (default 100): followers see a\n"
+"                          commit within about this long\n"
 "  --snapshot-threshold N  log entries between snapshots (default 4096)\n"
 "  --snapshot-trailing N   entries kept after a snapshot (default 4096)\n"
 "  --threads N             FUSE worker threads (default 16)\n"
@@ -100,6 +108,9 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"max-conns", required_argument, NULL, 'M'},
 		{"busy-timeout", required_argument, NULL, 'B'},
 		{"log-level", required_argument, NULL, 'l'},
+		{"join", required_argument, NULL, 'j'},
+		{"election-timeout", required_argument, NULL, 'E'},
+		{"heartbeat-timeout", required_argument, NULL, 'H'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -119,6 +130,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'm': o->mount = optarg; break;
 		case 'a': o->address = optarg; break;
 		case 'b': o->bootstrap = true; break;
+		case 'j': o->join = optarg; break;
 		case 'F': o->fsync_wal = true; break;
 		case 'A': o->allow_other = true; break;
 		case 'C': o->direct_wal = true; break;
@@ -129,7 +141,7 @@ static int parse(int argc, char **argv, struct opts *o)
 				return -1;
 			}
 			break;
-		case 'T': case 'R': case 't': case 'M': case 'B':
+		case 'T': case 'R': case 't': case 'M': case 'B': case 'E': case 'H':
 			if (parse_uint(optarg, 1u << 30, &v) != 0 || v == 0) {
 				fprintf(stderr, "quorafs mount: --%s needs a positive integer, not '%s'\n",
 					longs[idx].name, optarg);
@@ -139,6 +151,8 @@ static int parse(int argc, char **argv, struct opts *o)
 			else if (c == 'R') o->trailing = (unsigned)v;
 			else if (c == 'M') o->max_conns = (unsigned)v;
 			else if (c == 'B') o->busy_ms = (unsigned)v;
+			else if (c == 'E') o->election_ms = (unsigned)v;
+			else if (c == 'H') o->heartbeat_ms = (unsigned)v;
 			else o->threads = (unsigned)v;
 			break;
 		case 'l':
@@ -154,6 +168,15 @@ static int parse(int argc, char **argv, struct opts *o)
 				"Run 'quorafs mount --help' for usage.\n", argv[optind - 1]);
 			return -1;
 		}
+	}
+	if ((o->election_ms ? o->election_ms : 1000) <=
+	    (o->heartbeat_ms ? o->heartbeat_ms : 100)) {
+		fprintf(stderr, "quorafs mount: --heartbeat-timeout must be below --election-timeout\n");
+		return -1;
+	}
+	if (o->bootstrap && o->join != NULL) {
+		fprintf(stderr, "quorafs mount: --bootstrap and --join exclude each other\n");
+		return -1;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "quorafs mount: unexpected argument '%s'\n", argv[optind]);
@@ -356,6 +379,113 @@ static void *stopper_main(void *arg)
 	return NULL;
 }
 
+/* One attempt: add node @id as a voter while the cluster has fewer than
+ * 3, else as a stand-by (ADD then ASSIGN, as dqlite's nodes join); a
+ * member already keeps its role, a node added but not yet assigned gets
+ * its role now.  0 or a client error. */
+static int try_join(struct net_client *c, char **servers, size_t n,
+		    uint64_t id, const char *address, const char **role)
+{
+	struct net_member *m = NULL;
+	size_t nm = 0, i;
+	unsigned voters = 0;
+	bool added = false;
+	int rv;
+
+	rv = net_client_connect_leader(c, (const char *const *)servers, n);
+	if (rv == 0)
+		rv = net_client_cluster(c, &m, &nm);
+	for (i = 0; rv == 0 && i < nm; i++) {
+		if (m[i].id == id) {
+			added = true;
+			if (m[i].role != NET_SPARE) {
+				*role = NULL; /* a member already */
+				goto out;
+			}
+		} else {
+			voters += m[i].role == NET_VOTER;
+		}
+	}
+	if (rv == 0 && !added)
+		rv = net_client_add(c, id, address);
+	*role = voters < 3 ? "voter" : "stand-by";
+	if (rv == 0)
+		rv = net_client_assign(c, id, voters < 3 ? NET_VOTER
+							 : NET_STANDBY);
+out:
+	net_members_free(m, nm);
+	net_client_disconnect(c);
+	return rv;
+}
+
+/* Ask the cluster at @list to take this node in, retrying for a minute
+ * (another node's change may be in progress, or a leader being elected).
+ * 0, or 1 after printing why. */
+static int join_cluster(const char *list, uint64_t id, const char *address)
+{
+	struct net_client_config cfg = {.discovery_timeout_ms = 10000,
+					.timeout_ms = 30000};
+	struct net_client *c = NULL;
+	const char *role = NULL;
+	char **servers = NULL;
+	size_t n = 0;
+	unsigned waited_ms = 0, delay_ms = 100;
+	int rv;
+
+	if (qf_servers_add(&servers, &n, list) != 0 ||
+	    net_client_new(&cfg, &c) != 0) {
+		fprintf(stderr, "quorafs mount: out of memory\n");
+		qf_servers_free(servers, n);
+		return 1;
+	}
+	while ((rv = try_join(c, servers, n, id, address, &role)) != 0 &&
+	       waited_ms < 60000) {
+		QF_LOG(QF_INFO, "joining: %s; retrying",
+		       rv == NET_EFAILURE ? net_client_errmsg(c)
+					  : qf_strerror(rv));
+		usleep(delay_ms * 1000);
+		waited_ms += delay_ms;
+		delay_ms = delay_ms < 1000 ? delay_ms * 2 : 1000;
+	}
+	if (rv != 0)
+		fprintf(stderr, "quorafs mount: joining the cluster at %s: %s\n",
+			list, rv == NET_EFAILURE ? net_client_errmsg(c)
+						 : qf_strerror(rv));
+	else if (role != NULL)
+		QF_LOG(QF_INFO, "joined the cluster at %s as a %s", list, role);
+	net_client_free(c);
+	qf_servers_free(servers, n);
+	return rv == 0 ? 0 : 1;
+}
+
+/* The SQL worker's applier thread, announced on the loop thread, maybe
+ * before the mount exists: kept until it does. */
+struct applier_tid {
+	pthread_mutex_t mu;
+	struct fs *fs;
+	int tid;
+};
+
+static void on_applier(void *arg, int tid)
+{
+	struct applier_tid *a = arg;
+
+	pthread_mutex_lock(&a->mu);
+	a->tid = tid;
+	if (a->fs != NULL)
+		fs_set_applier(a->fs, tid);
+	pthread_mutex_unlock(&a->mu);
+}
+
+static void applier_set_fs(struct applier_tid *a, struct fs *fs)
+{
+	pthread_mutex_lock(&a->mu);
+	a->fs = fs;
+	if (fs != NULL && a->tid != 0)
+		fs_set_applier(fs, a->tid);
+	pthread_mutex_unlock(&a->mu);
+}
+
 int qf_cmd_mount(int argc, char **argv)
 {
 	char data[PATH_MAX], mnt[PATH_MAX];
@@ -368,6 +498,7 @@ int qf_cmd_mount(int argc, char **argv)
 	struct fs_config fc;
 	struct eng *e = NULL;
 	struct fs *fs = NULL;
+	struct applier_tid at = {.mu = PTHREAD_MUTEX_INITIALIZER};
 	struct opts o;
 	int rv, lock_fd;
 
@@ -416,6 +547,11 @@ int qf_cmd_mount(int argc, char **argv)
 	ec.bootstrap = o.bootstrap;
 	ec.snapshot_threshold = o.threshold;
 	ec.snapshot_trailing = o.trailing < o.threshold ? o.threshold : o.trailing;
+	ec.election_timeout_ms = o.election_ms;
+	ec.heartbeat_timeout_ms = o.heartbeat_ms;
+	ec.cluster = true;
+	ec.join = o.join != NULL;
+	ec.ready_timeout_ms = o.join != NULL ? 120000 : 30000;
 	rv = eng_start(&e, &ec);
 	if (rv != 0) {
 		fprintf(stderr, "quorafs mount: cannot start the node: %s\n", qf_strerror(rv));
@@ -425,32 +561,61 @@ int qf_cmd_mount(int argc, char **argv)
 			net_transport_free(transport);
 		return 1;
 	}
-	memset(&fc, 0, sizeof fc);
-	fc.mountpoint = mnt;
-	fc.backing_dir = eng_db_dir(e);
-	fc.engine = e;
-	fc.fsync_wal = o.fsync_wal;
-	fc.max_threads = o.threads;
-	fc.allow_other = o.allow_other;
-	fc.direct_wal = o.direct_wal;
-	rv = fs_new(&fs, &fc);
-	if (rv != 0) {
-		fprintf(stderr, "quorafs mount: cannot mount %s: %s\n", mnt, qf_strerror(rv));
-		eng_stop(e);
-		net_transport_free(transport);
-		return 1;
-	}
+	/* Serve raft (and the protocol, without SQL) before the mount: a
+	 * joining or restarting follower catches up through it first. */
 	memset(&nc, 0, sizeof nc);
 	nc.address = eng_address(e);
 	nc.mount = mnt;
 	nc.max_conns = o.max_conns;
 	nc.busy_timeout_ms = o.busy_ms;
+	nc.start_closed = true;
+	nc.on_applier = on_applier;
+	nc.applier_arg = &at;
 	rv = net_server_start(&srv, e, transport, &nc);
 	if (rv != 0) {
 		fprintf(stderr, "quorafs mount: cannot serve the wire protocol on %s: %s\n",
 			eng_address(e), qf_strerror(rv));
 		eng_stop(e);
-		fs_free(fs);
+		net_transport_free(transport);
+		return 1;
+	}
+	if (o.join != NULL && join_cluster(o.join, eng_id(e), eng_address(e)) != 0)
+		rv = -1;
+	if (rv == 0) {
+		rv = eng_wait_ready(e);
+		if (rv != 0)
+			fprintf(stderr, "quorafs mount: the node is not ready: %s\n",
+				qf_strerror(rv));
+	}
+	/* Replicated transactions wait from here until the applier can
+	 * write them through the mount. */
+	if (rv == 0)
+		rv = eng_set_applier(e, NULL, NULL);
+	if (rv == 0) {
+		memset(&fc, 0, sizeof fc);
+		fc.mountpoint = mnt;
+		fc.backing_dir = eng_db_dir(e);
+		fc.engine = e;
+		fc.fsync_wal = o.fsync_wal;
+		fc.max_threads = o.threads;
+		fc.allow_other = o.allow_other;
+		fc.direct_wal = o.direct_wal;
+		rv = fs_new(&fs, &fc);
+		if (rv != 0)
+			fprintf(stderr, "quorafs mount: cannot mount %s: %s\n", mnt,
+				qf_strerror(rv));
+	}
+	if (rv == 0) {
+		applier_set_fs(&at, fs);
+		rv = eng_set_applier(e, net_server_apply, srv);
+	}
+	if (rv == 0)
+		rv = net_server_open(srv);
+	if (rv != 0) {
+		net_server_stop(srv);
+		eng_stop(e);
+		if (fs != NULL)
+			fs_free(fs);
 		net_transport_free(transport);
 		return 1;
 	}

@@ -1,0 +1,29 @@
+/* The follower's apply queue (follow.c).  Private to engine/. */
+#ifndef QF_ENGINE_FOLLOW_H
+#define QF_ENGINE_FOLLOW_H
+
+#include "engine.h"
+#include "state.h"
+
+struct eng_follower {
+	struct eng_dbs *dbs;
+	eng_apply_fn fn; /* NULL: hold */
+	void *arg;
+	unsigned queued; /* transactions queued or being applied */
+};
+
+void eng__follow_init(struct eng_follower *f, struct eng_dbs *dbs);
+/* Queue @t (taken) at @index for database @d and send what can go. */
+int eng__follow_push(struct eng_follower *f, struct eng_db *d,
+		     struct eng_txn *t, uint64_t index);
+/* Set the applier (NULL holds) and send what waits. */
+void eng__follow_set(struct eng_follower *f, eng_apply_fn fn, void *arg);
+/* The applier is done with @index of @db. */
+void eng__follow_done(struct eng_follower *f, const char *db, uint64_t index,
+		      int status);
+/* Nothing queued: the backing files hold every applied entry. */
+bool eng__follow_idle(const struct eng_follower *f);
+/* Drop everything queued (at stop). */
+void eng__follow_close(struct eng_follower *f);
+
+#endif /* QF_ENGINE_FOLLOW_H */
