@@ -766,8 +766,16 @@ static void watch_startup(struct eng *e)
 		signal_ready(e, 0);
 		return;
 	}
-	if (now_ms() - e->start_ms > timeout)
-		signal_ready(e, -ETIMEDOUT);
+	if (now_ms() - e->start_ms > timeout) {
+		if (e->raft.configuration.n == 0) {
+			signal_ready(e, -ETIMEDOUT); /* never added */
+			return;
+		}
+		/* A member waits for its peers as long as it takes. */
+		QF_LOG(QF_INFO, "waiting for a leader (%u voters known; a "
+		       "majority must be up)", (unsigned)e->raft.configuration.n);
+		e->start_ms = now_ms();
+	}
 }
 
 /* Polls raft: until this node leads and has applied its whole log
@@ -1143,10 +1151,27 @@ int eng_wait_ready(struct eng *e)
 {
 	int rv;
 
+	while ((rv = eng_wait_ready_for(e, 1000)) == -EAGAIN)
+		;
+	return rv;
+}
+
+int eng_wait_ready_for(struct eng *e, unsigned ms)
+{
+	struct timespec deadline;
+	int rv = 0;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += ms / 1000;
+	deadline.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
 	pthread_mutex_lock(&e->mu);
-	while (!e->ready_done)
-		pthread_cond_wait(&e->cond, &e->mu);
-	rv = e->ready_status;
+	while (!e->ready_done && rv == 0)
+		rv = pthread_cond_timedwait(&e->cond, &e->mu, &deadline);
+	rv = e->ready_done ? e->ready_status : -EAGAIN;
 	pthread_mutex_unlock(&e->mu);
 	if (rv == -ENOENT)
 		QF_LOG(QF_ERROR, "this node is in no cluster yet: start the "

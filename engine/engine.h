@@ -175,8 +175,12 @@ void eng_stop(struct eng *e);
 
 /* Cluster mode: wait until this node leads (its whole log applied) or
  * follows a known leader with everything committed applied.  0,
- * -ENOENT (no configuration and not joining), -ETIMEDOUT, or an error. */
+ * -ENOENT (no configuration and not joining), -ETIMEDOUT (joining, and
+ * not added in time), or an error.  A member waits for a leader as long
+ * as it takes. */
 int eng_wait_ready(struct eng *e);
+/* The same, giving up after @ms with -EAGAIN (to look at signals). */
+int eng_wait_ready_for(struct eng *e, unsigned ms);
 
 /* Directory holding the backing database files (the mount's view). */
 const char *eng_db_dir(const struct eng *e);

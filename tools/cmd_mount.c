@@ -458,6 +458,24 @@ static int join_cluster(const char *list, uint64_t id, const char *address)
 	return rv == 0 ? 0 : 1;
 }
 
+/* Wait for the engine to be ready, or for a stop signal (still blocked
+ * in every thread: taken here with sigtimedwait).  0, -EINTR after a
+ * signal, or the engine's error. */
+static int wait_ready(struct eng *e, const sigset_t *set)
+{
+	struct timespec zero = {0, 0};
+	int rv, sig;
+
+	while ((rv = eng_wait_ready_for(e, 200)) == -EAGAIN) {
+		sig = sigtimedwait(set, NULL, &zero);
+		if (sig > 0) {
+			QF_LOG(QF_INFO, "signal %d while starting: stopping", sig);
+			return -EINTR;
+		}
+	}
+	return rv;
+}
+
 /* The SQL worker's applier thread, announced on the loop thread, maybe
  * before the mount exists: kept until it does. */
 struct applier_tid {
@@ -582,8 +600,8 @@ int qf_cmd_mount(int argc, char **argv)
 	if (o.join != NULL && join_cluster(o.join, eng_id(e), eng_address(e)) != 0)
 		rv = -1;
 	if (rv == 0) {
-		rv = eng_wait_ready(e);
-		if (rv != 0)
+		rv = wait_ready(e, &stop.set);
+		if (rv != 0 && rv != -EINTR)
 			fprintf(stderr, "quorafs mount: the node is not ready: %s\n",
 				qf_strerror(rv));
 	}
@@ -617,7 +635,7 @@ int qf_cmd_mount(int argc, char **argv)
 		if (fs != NULL)
 			fs_free(fs);
 		net_transport_free(transport);
-		return 1;
+		return rv == -EINTR ? 0 : 1; /* stopped while starting: clean */
 	}
 	QF_LOG(QF_INFO, "ready: databases at %s (try: sqlite3 %s/app.db), "
 	       "wire protocol on %s (try: dqlite -s %s app.db)", mnt, mnt,
