@@ -1210,6 +1210,28 @@ int eng_set_applier(struct eng *e, eng_apply_fn fn, void *arg)
 	return rv;
 }
 
+size_t eng_databases(struct eng *e, struct eng_db_state *out, size_t max,
+		     uint64_t *applied, bool *idle)
+{
+	struct eng_db *d;
+	size_t n = 0;
+
+	*applied = raft_last_applied(&e->raft);
+	*idle = eng__follow_idle(&e->follow) && inflight == NULL;
+	for (d = e->dbs.head; d != NULL; d = d->next, n++) {
+		if (n >= max)
+			continue;
+		out[n].name = d->name;
+		out[n].applied = d->applied;
+		out[n].seq = d->seq;
+		out[n].cksum = d->cksum;
+		out[n].pages = d->db_pages;
+		out[n].page_size = d->page_size;
+		out[n].diverged = d->diverged;
+	}
+	return n;
+}
+
 void eng_apply_done(struct eng *e, const char *db, uint64_t index, int status)
 {
 	eng__follow_done(&e->follow, db, index, status);

@@ -162,6 +162,20 @@ int eng_set_applier(struct eng *e, eng_apply_fn fn, void *arg);
 void eng_apply_done(struct eng *e, const char *db, uint64_t index,
 		    int status);
 
+/* One database's state on this node (eng_databases). */
+struct eng_db_state {
+	const char *name; /* valid until the loop runs on */
+	uint64_t applied, seq, cksum;
+	uint32_t pages, page_size;
+	bool diverged;
+};
+
+/* Loop thread: up to @max databases into @out (their total is returned),
+ * raft's applied index, and whether every replicated transaction is in
+ * the files (nothing waits for the applier). */
+size_t eng_databases(struct eng *e, struct eng_db_state *out, size_t max,
+		     uint64_t *applied, bool *idle);
+
 /* Open the data dir and start raft on a new loop thread.  Returns once this
  * node is leader and has applied everything in its log (the backing files
  * are then current), or with an error.  Call from the main thread. */

@@ -69,6 +69,65 @@ int net_client_cluster(struct net_client *c, struct net_member **members,
 	return 0;
 }
 
+void net_client_dbs_free(struct net_client_db *dbs, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(dbs[i].name);
+	free(dbs);
+}
+
+int net_client_databases(struct net_client *c, struct net_client_db **dbs,
+			 size_t *n, uint64_t *applied, bool *idle)
+{
+	struct net_client_db *a = NULL;
+	struct net_databases d;
+	struct net_db_info info;
+	struct net_msg m;
+	size_t k = 0;
+	int rv = net__cli_ready(c);
+
+	if (rv != 0)
+		return rv;
+	rv = net_encode_databases_req(&c->out);
+	if (rv != 0)
+		return net__cli_encode_failed(c, rv);
+	rv = net__cli_roundtrip(c, NET_QF_RESP_DATABASES, &m);
+	if (rv != 0)
+		return rv;
+	if (net_databases_init(&d, &m.body) != 0)
+		return net__cli_malformed(c, "DATABASES");
+	if (d.n > 0) {
+		a = calloc((size_t)d.n, sizeof *a);
+		if (a == NULL)
+			return net__cli_fail(c, -ENOMEM, "out of memory");
+	}
+	while ((rv = net_databases_next(&d, &info)) == 1) {
+		a[k].name = strdup(info.name);
+		if (a[k].name == NULL) {
+			net_client_dbs_free(a, k);
+			return net__cli_fail(c, -ENOMEM, "out of memory");
+		}
+		a[k].applied = info.applied;
+		a[k].seq = info.seq;
+		a[k].cksum = info.cksum;
+		a[k].pages = info.pages;
+		a[k].page_size = info.page_size;
+		a[k].diverged = info.diverged;
+		k++;
+	}
+	if (rv != 0) {
+		net_client_dbs_free(a, k);
+		return net__cli_malformed(c, "DATABASES");
+	}
+	*dbs = a;
+	*n = k;
+	*applied = d.applied;
+	*idle = d.idle;
+	return 0;
+}
+
 int net_client_add(struct net_client *c, uint64_t id, const char *address)
 {
 	int rv = net__cli_ready(c);

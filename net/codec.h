@@ -106,6 +106,9 @@ enum {
 	NET_RESP_COUNT
 };
 
+/* quorafs's extension (codec_quorafs.c): outside dqlite's numbering. */
+enum { NET_QF_REQ_DATABASES = 100, NET_QF_RESP_DATABASES = 100 };
+
 /* Value type codes (§6.2).  Nothing else is ever valid on the wire. */
 enum {
 	NET_INTEGER = 1,
@@ -608,5 +611,34 @@ int net_rows_init(struct net_rows *r, const struct net_slice *body);
  * (no marker, bad type nibble, truncated value). */
 int net_rows_next(struct net_rows *r);
 void net_rows_close(struct net_rows *r);
+
+/* ---- DATABASES, quorafs's extension (codec_quorafs.c) ---- */
+
+/* What a node holds of one database: its engine state. */
+struct net_db_info {
+	const char *name;
+	uint64_t applied;   /* raft index of its last entry applied here */
+	uint64_t seq;	    /* its transactions so far */
+	uint64_t cksum;	    /* XOR of qf_page_hash over its pages */
+	uint64_t pages;
+	uint64_t page_size;
+	bool diverged;
+};
+
+int net_encode_databases_req(struct net_buf *b);
+/* @idle: every replicated transaction is in the files. */
+int net_encode_databases(struct net_buf *b, uint64_t applied, bool idle,
+			 const struct net_db_info *dbs, size_t n);
+
+struct net_databases {
+	uint64_t applied;
+	bool idle;
+	uint64_t n, i;
+	struct net_cursor cur;
+};
+int net_databases_init(struct net_databases *d, const struct net_slice *body);
+/* 1 with *@db filled (name points into the body), 0 after the last, or
+ * QF_EMALFORMED. */
+int net_databases_next(struct net_databases *d, struct net_db_info *db);
 
 #endif /* NET_CODEC_H */

@@ -281,6 +281,24 @@ int net_client_describe(struct net_client *c, uint64_t *failure_domain,
 int net_client_dump(struct net_client *c, const char *name,
 		    net_client_file_cb cb, void *data);
 
+/* One database as a quorafs node holds it (quorafs's DATABASES request;
+ * a dqlite server answers FAILURE). */
+struct net_client_db {
+	char *name;
+	uint64_t applied; /* raft index of its last entry applied there */
+	uint64_t seq;	  /* transactions so far */
+	uint64_t cksum;	  /* XOR of qf_page_hash over its pages */
+	uint64_t pages, page_size;
+	bool diverged;
+};
+
+/* On 0, *@dbs (NULL when *@n is 0) is the caller's (net_client_dbs_free),
+ * *@applied the node's raft applied index, *@idle whether every
+ * replicated transaction is in its files. */
+int net_client_databases(struct net_client *c, struct net_client_db **dbs,
+			 size_t *n, uint64_t *applied, bool *idle);
+void net_client_dbs_free(struct net_client_db *dbs, size_t n);
+
 /* "voter", "stand-by", "spare", or "unknown". */
 const char *net_role_name(int role);
 /* The inverse (also "standby", "0".."2"); -1 if unknown. */

@@ -619,6 +619,44 @@ static void handle_simple(struct conn *c, int type)
 		net_buf_close(&b);
 }
 
+/* quorafs's DATABASES: this node's engine state of every database. */
+static void handle_databases(struct conn *c)
+{
+	struct eng_db_state *st = NULL;
+	struct net_db_info *info = NULL;
+	struct net_buf b;
+	uint64_t applied;
+	size_t n, i;
+	bool idle;
+
+	n = eng_databases(c->srv->engine, NULL, 0, &applied, &idle);
+	st = calloc(n + 1, sizeof *st);
+	info = calloc(n + 1, sizeof *info);
+	if (st == NULL || info == NULL) {
+		free(st);
+		free(info);
+		reply_failure(c, 10, "out of memory");
+		return;
+	}
+	n = eng_databases(c->srv->engine, st, n, &applied, &idle);
+	for (i = 0; i < n; i++) {
+		info[i].name = st[i].name;
+		info[i].applied = st[i].applied;
+		info[i].seq = st[i].seq;
+		info[i].cksum = st[i].cksum;
+		info[i].pages = st[i].pages;
+		info[i].page_size = st[i].page_size;
+		info[i].diverged = st[i].diverged;
+	}
+	net_buf_init(&b, c->srv->cfg.max_msg);
+	if (net_encode_databases(&b, applied, idle, info, n) == 0)
+		reply(c, &b);
+	else
+		net_buf_close(&b);
+	free(st);
+	free(info);
+}
+
 /* A membership request waiting for raft: it names its connection by
  * serial number, since the connection may close meanwhile. */
 struct change_wait {
@@ -711,6 +749,10 @@ static int dispatch(struct conn *c)
 	int rv;
 
 	c->first = false;
+	if (c->h.type == NET_QF_REQ_DATABASES) {
+		handle_databases(c);
+		return 0;
+	}
 	rv = net_decode_request(&msg, &r);
 	if (rv == -ENOSYS) {
 		reply_failure(c, 1, "unknown request type");

@@ -14,6 +14,7 @@ static const struct {
 	{"bench", qf_cmd_bench, "measure commits and reads through a mount against raw SQLite"},
 	{"shell", qf_cmd_shell, "an SQL shell over the dqlite wire protocol"},
 	{"cluster", qf_cmd_cluster, "list or change the members of a cluster"},
+	{"verify", qf_cmd_verify, "check that the nodes' databases are identical"},
 };
 
 static void usage(FILE *out)

@@ -52,7 +52,15 @@ def count(node, db, table="t"):
         return c.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
+def verify(nodes):
+    return qflib.run_quorafs(["verify", "-s", ",".join(n.address for n in nodes),
+                              "-t", "30"], timeout=120)
+
+
 def same_everywhere(nodes, db):
+    r = verify(nodes)
+    assert r.returncode == 0, f"quorafs verify:\n{r.stdout}{r.stderr}"
+    assert "nodes identical" in r.stdout, r.stdout
     dumps = [qflib.dump(n.path(db)) for n in nodes]
     for n, d in zip(nodes[1:], dumps[1:]):
         assert d == dumps[0], f"{n.name} differs from {nodes[0].name}"
@@ -270,3 +278,23 @@ def test_failover_keeps_every_acknowledged_write(cluster, timing):
            + ", ".join(f"{s:.2f} s" for s in failovers)
            + f"; {len(w.acked)} inserts acknowledged, {w.errors} client "
            "errors during failovers, none lost")
+
+
+def test_verify_finds_a_corrupted_follower(cluster):
+    """quorafs verify compares the nodes' states and reads every node's
+    files through its mount: a follower's backing file changed behind
+    quorafs's back (with the node down) is reported, exit 1."""
+    leader, victim = cluster[0], cluster[2]
+    db = "v.db"
+    qflib.cli(leader.path(db), "CREATE TABLE t(x);\nINSERT INTO t VALUES "
+              "(randomblob(3000));\n", mode="delete")
+    wait_until(lambda: count(victim, db) == 1, VISIBLE_WITHIN, "row")
+    assert verify(cluster).returncode == 0
+    victim.stop()
+    with open(victim.backing(db), "r+b") as f:
+        f.seek(4096 + 100)
+        f.write(b"corrupted by the test")
+    victim.start(bootstrap=False)
+    r = verify(cluster)
+    assert r.returncode == 1, r.stdout
+    assert f"{db}: the files on {victim.address}" in r.stdout, r.stdout
