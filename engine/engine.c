@@ -1232,9 +1232,10 @@ size_t eng_databases(struct eng *e, struct eng_db_state *out, size_t max,
 	return n;
 }
 
-void eng_apply_done(struct eng *e, const char *db, uint64_t index, int status)
+void eng_apply_done(struct eng *e, const char *db, uint64_t index, int status,
+		    uint64_t wal_frames)
 {
-	eng__follow_done(&e->follow, db, index, status);
+	eng__follow_done(&e->follow, db, index, status, wal_frames);
 }
 
 void eng_stop(struct eng *e)

@@ -55,6 +55,8 @@ int eng_walw_open(struct eng_walw **w, int wal_fd, int shm_fd);
  * published: readers see the database as before. */
 int eng_walw_write(struct eng_walw *w, const struct eng_txn *t);
 void eng_walw_close(struct eng_walw *w);
+/* Frames in the log after the last successful write (its mxFrame). */
+uint32_t eng_walw_frames(const struct eng_walw *w);
 
 /* ---- Log entry codec (engine/entry.c).  Pure functions, any thread. ----
  *
@@ -157,10 +159,12 @@ typedef void (*eng_apply_fn)(void *arg, const struct eng_txn *t,
  * applier sends what waits.  0, or an error when the engine stops. */
 int eng_set_applier(struct eng *e, eng_apply_fn fn, void *arg);
 
-/* Loop thread: the applier finished @index of database @db.  A failure
- * marks the database diverged (its files no longer follow the log). */
+/* Loop thread: the applier finished @index of database @db, leaving
+ * @wal_frames frames in its WAL (what a snapshot reads besides the
+ * database file).  A failure marks the database diverged (its files no
+ * longer follow the log). */
 void eng_apply_done(struct eng *e, const char *db, uint64_t index,
-		    int status);
+		    int status, uint64_t wal_frames);
 
 /* One database's state on this node (eng_databases). */
 struct eng_db_state {

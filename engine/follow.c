@@ -95,7 +95,7 @@ void eng__follow_set(struct eng_follower *f, eng_apply_fn fn, void *arg)
 }
 
 void eng__follow_done(struct eng_follower *f, const char *db, uint64_t index,
-		      int status)
+		      int status, uint64_t wal_frames)
 {
 	struct eng_db *d = eng__db_find(f->dbs, db);
 	int rv;
@@ -113,6 +113,7 @@ void eng__follow_done(struct eng_follower *f, const char *db, uint64_t index,
 		       db, (unsigned long long)index, qf_strerror(status));
 		d->diverged = true;
 	} else {
+		d->wal_frames = wal_frames;
 		rv = eng__db_save_header(f->dbs, d);
 		if (rv != 0)
 			QF_LOG(QF_WARN, "db=%s: saving state: %s (a restart "

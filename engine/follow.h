@@ -20,7 +20,7 @@ int eng__follow_push(struct eng_follower *f, struct eng_db *d,
 void eng__follow_set(struct eng_follower *f, eng_apply_fn fn, void *arg);
 /* The applier is done with @index of @db. */
 void eng__follow_done(struct eng_follower *f, const char *db, uint64_t index,
-		      int status);
+		      int status, uint64_t wal_frames);
 /* Nothing queued: the backing files hold every applied entry. */
 bool eng__follow_idle(const struct eng_follower *f);
 /* Drop everything queued (at stop). */

@@ -70,7 +70,13 @@ struct eng_walw {
 	int wal_fd, shm_fd;
 	uint8_t *blocks[MAX_BLOCKS]; /* mapped -shm blocks, or NULL */
 	unsigned n_blocks;	     /* blocks[0..n_blocks) may be set */
+	uint32_t mx_frame;	     /* published by the last write */
 };
+
+uint32_t eng_walw_frames(const struct eng_walw *w)
+{
+	return w->mx_frame;
+}
 
 int eng_walw_open(struct eng_walw **w, int wal_fd, int shm_fd)
 {
@@ -446,6 +452,7 @@ static int write_locked(struct eng_walw *w, const struct eng_txn *t)
 	h.n_page = t->db_pages;
 	h.change++;
 	publish_hdr(b0, &h);
+	w->mx_frame = h.mx_frame;
 	return 0;
 }
 

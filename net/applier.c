@@ -319,17 +319,29 @@ static int apply_txn(struct net_applier *a, const struct eng_txn *t)
 /* ---- the thread ---- */
 
 static void report(struct net_applier *a, uint64_t index, const char *db,
-		   int status)
+		   int status, uint64_t wal_frames)
 {
 	size_t n = strlen(db);
-	uint8_t *p = malloc(4 + n);
+	uint8_t *p = malloc(12 + n);
 
 	if (p == NULL)
 		return; /* the daemon sees the worker stall; it logs */
 	qf_put_le32(p, (uint32_t)status);
-	memcpy(p + 4, db, n);
-	(void)a->send(a->arg, NET_LINK_APPLIED, index, p, 4 + n);
+	qf_put_le64(p + 4, wal_frames);
+	memcpy(p + 12, db, n);
+	(void)a->send(a->arg, NET_LINK_APPLIED, index, p, 12 + n);
 	free(p);
+}
+
+/* Frames now in @db's WAL: what a snapshot reads besides the file. */
+static uint64_t wal_frames_of(struct net_applier *a, const char *db)
+{
+	struct adb *d;
+
+	for (d = a->dbs; d != NULL; d = d->next)
+		if (strcmp(d->name, db) == 0)
+			return d->w != NULL ? eng_walw_frames(d->w) : 0;
+	return 0;
 }
 
 static void run_one(struct net_applier *a, struct item *it)
@@ -347,7 +359,8 @@ static void run_one(struct net_applier *a, struct item *it)
 	if (rv != 0)
 		QF_LOG(QF_ERROR, "applier db=%s index=%llu: %s", en.txn->db,
 		       (unsigned long long)it->index, qf_strerror(rv));
-	report(a, it->index, en.txn->db, rv);
+	report(a, it->index, en.txn->db, rv,
+	       rv == 0 ? wal_frames_of(a, en.txn->db) : 0);
 	eng_txn_free(en.txn);
 }
 

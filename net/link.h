@@ -30,7 +30,8 @@
  *   OUT        payload = one complete encoded response message
  *   DROP       the session cannot answer (out of memory): close
  *   APPLIED    an APPLY is done: @serial = its index, payload = i32
- *              status (0 or a negative code), then the database name
+ *              status (0 or a negative code), u64 frames now in the
+ *              database's WAL, then the database name
  *   HELLO      @serial = the kernel tid of the worker's applier thread
  *              (the daemon's mount lets its files bypass interception)
  * End of stream from the daemon tells the worker to free every session

@@ -236,7 +236,7 @@ void net_server_apply(void *server, const struct eng_txn *t, uint64_t index)
 		if (a != NULL)
 			free(a->entry);
 		free(a);
-		eng_apply_done(s->engine, t->db, index, rv);
+		eng_apply_done(s->engine, t->db, index, rv, 0);
 		return;
 	}
 	eng_entry_encode(ENG_ENTRY_TXN, t, 0, 0, a->entry);
@@ -254,13 +254,15 @@ static void applied(struct net_server *s, uint64_t index,
 {
 	struct applying **pp, *a;
 	char name[4096];
+	uint64_t wal_frames;
 	int status;
 
-	if (payload == NULL || len < 4 || len - 4 >= sizeof name)
+	if (payload == NULL || len < 12 || len - 12 >= sizeof name)
 		return;
 	status = (int)qf_get_le32(payload);
-	memcpy(name, payload + 4, len - 4);
-	name[len - 4] = '\0';
+	wal_frames = qf_get_le64(payload + 4);
+	memcpy(name, payload + 12, len - 12);
+	name[len - 12] = '\0';
 	for (pp = &s->applying; *pp != NULL; pp = &(*pp)->next)
 		if ((*pp)->index == index) {
 			a = *pp;
@@ -269,7 +271,7 @@ static void applied(struct net_server *s, uint64_t index,
 			free(a);
 			break;
 		}
-	eng_apply_done(s->engine, name, index, status);
+	eng_apply_done(s->engine, name, index, status, wal_frames);
 }
 
 static void worker_frame_cb(void *arg, const struct net_link_hdr *h,

@@ -215,10 +215,11 @@ class Writer(threading.Thread):
         super().__init__(daemon=True)
         self.nodes, self.db = nodes, db
         self.acked, self.errors = [], 0
+        self.last_error = None
         self.stop = threading.Event()
 
     def run(self):
-        i = 0
+        i = 1_000_000  # clear of rows a test inserted itself
         while not self.stop.is_set():
             try:
                 leader, _ = find_leader(self.nodes)
@@ -227,10 +228,11 @@ class Writer(threading.Thread):
                         isolation_level=None)) as c:
                     while not self.stop.is_set():
                         i += 1
-                        c.execute("INSERT INTO t VALUES (?)", (i,))
+                        c.execute("INSERT INTO t(i) VALUES (?)", (i,))
                         self.acked.append(i)
-            except (sqlite3.Error, AssertionError, OSError):
+            except (sqlite3.Error, AssertionError, OSError) as e:
                 self.errors += 1
+                self.last_error = f"{type(e).__name__}: {e}"
                 time.sleep(0.05)
 
 
@@ -298,3 +300,75 @@ def test_verify_finds_a_corrupted_follower(cluster):
     r = verify(cluster)
     assert r.returncode == 1, r.stdout
     assert f"{db}: the files on {victim.address}" in r.stdout, r.stdout
+
+
+@pytest.mark.deadline(240)
+def test_membership_snapshot_install_remove_transfer(qf, timing):
+    """With a short log (snapshots every 64 entries, 64 kept): a 4th node
+    added after 5,000 transactions catches up by snapshot install and
+    joins as a stand-by; a node is removed; leadership is transferred
+    while a writer runs, losing no acknowledged insert."""
+    short_log = ["--snapshot-threshold", "64", "--snapshot-trailing", "64"]
+    n1 = qf.node("n1", node_id=1)
+    n1.start(extra=short_log)
+    nodes = [n1]
+    for i in (2, 3):
+        n = qf.node(f"n{i}", node_id=i)
+        n.start(bootstrap=False, extra=["--join", n1.address] + short_log)
+        nodes.append(n)
+    db = "m.db"
+    with contextlib.closing(qflib.connect(n1.path(db), mode="wal")) as c:
+        c.execute("CREATE TABLE t(i INTEGER PRIMARY KEY, v TEXT)")
+        t0 = time.monotonic()
+        for i in range(5000):
+            c.execute("INSERT INTO t VALUES (?, 'x')", (i,))
+        took = time.monotonic() - t0
+    n4 = qf.node("n4", node_id=4)
+    join_s = n4.start(bootstrap=False, extra=["--join", n1.address]
+                      + short_log)
+    assert "snapshot index=" in n4.log(), n4.log_tail(20)
+    wait_until(lambda: count(n4, db) == 5000, VISIBLE_WITHIN, "n4 has all")
+    nodes.append(n4)
+    out = qflib.run_quorafs(["cluster", "-s", n1.address, "list"]).stdout
+    assert "4 " + n4.address + " stand-by" in out, out
+    same_everywhere(nodes, db)
+    for n in nodes:  # followers snapshot their WAL-mode files too
+        assert "snapshot: db=" not in n.log(), n.log_tail(10)
+    timing(f"replication: 5000 single-row commits through the leader's "
+           f"mount in {took:.1f} s; a 4th node joined by snapshot install "
+           f"in {join_s:.2f} s")
+
+    r = qflib.run_quorafs(["cluster", "-s", n1.address, "remove", "2"])
+    assert r.returncode == 0, r.stderr
+    out = qflib.run_quorafs(["cluster", "-s", n1.address, "list"]).stdout
+    assert not any(ln.startswith("2 ") for ln in out.splitlines()), out
+    nodes[1].stop()
+    nodes = [n1, nodes[2], n4]
+
+    w = Writer(nodes, db)
+    w.start()
+    try:
+        try:
+            wait_until(lambda: len(w.acked) > 20, 20, "writer running")
+        except AssertionError:
+            raise AssertionError(f"the writer is stuck: {w.errors} errors, "
+                                 f"last: {w.last_error}")
+        r = qflib.run_quorafs(["cluster", "-s", n1.address, "transfer", "3"])
+        assert r.returncode == 0, r.stderr
+        leader, _ = find_leader(nodes)
+        deadline = time.monotonic() + 10
+        while leader.id != 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            leader, _ = find_leader(nodes)
+        assert leader.id == 3, f"leader is {leader.id} after transfer"
+        before = len(w.acked)
+        wait_until(lambda: len(w.acked) > before + 20, 20,
+                   "writes go on after the transfer")
+    finally:
+        w.stop.set()
+        w.join(timeout=30)
+    with contextlib.closing(sqlite3.connect(str(leader.path(db)))) as c:
+        have = {r[0] for r in c.execute("SELECT i FROM t")}
+    lost = [i for i in w.acked if i not in have]
+    assert not lost, f"{len(lost)} acknowledged inserts lost: {lost[:10]}"
+    same_everywhere(nodes, db)

@@ -281,6 +281,7 @@ TEST(walwrite, open_reader_sees_each_transaction)
 
 		ASSERT_EQ(replicate_insert(&x, 1 + i * 3), 0);
 		ASSERT_EQ(shm_u32(&x, 8), change + 1); /* iChange */
+		ASSERT_EQ(eng_walw_frames(x.w), shm_u32(&x, 16)); /* mxFrame */
 		ASSERT_TRUE(same_content(&x, x.fdb));
 		ASSERT_TRUE(index_untouched(&x));
 	}
