@@ -29,8 +29,10 @@ static void usage(FILE *out)
 "Show or change the members of a cluster through its leader, found among\n"
 "the servers as 'dqlite -s' finds it.\n\n"
 "commands:\n"
-"  list                  one line per member: ID ADDRESS ROLE, and the\n"
-"                        word 'leader' at the end of the leader's line\n"
+"  list                  one line per member: ID ADDRESS ROLE, then\n"
+"                        applied=N (its raft applied index, for quorafs\n"
+"                        nodes that answer), and the word 'leader' at the\n"
+"                        end of the leader's line\n"
 "  add ID ADDRESS        add a node (it joins as a spare)\n"
 "  assign ID ROLE        give a member a role: voter, stand-by or spare\n"
 "  remove ID             remove a member\n"
@@ -65,9 +67,32 @@ static int fail(struct net_client *c, const char *what)
 	return 1;
 }
 
+/* A quorafs node's raft applied index (DATABASES), as " applied=N", or ""
+ * when it cannot say (down, or a dqlite node). */
+static void applied_of(const char *address, char *out, size_t size)
+{
+	struct net_client_config cfg = {.connect_timeout_ms = 1000,
+					.timeout_ms = 2000};
+	struct net_client_db *dbs = NULL;
+	struct net_client *c = NULL;
+	uint64_t applied;
+	size_t n = 0;
+	bool idle;
+
+	out[0] = '\0';
+	if (net_client_new(&cfg, &c) != 0)
+		return;
+	if (net_client_connect(c, address) == 0 &&
+	    net_client_databases(c, &dbs, &n, &applied, &idle) == 0)
+		snprintf(out, size, " applied=%llu", (unsigned long long)applied);
+	net_client_dbs_free(dbs, n);
+	net_client_free(c);
+}
+
 static void print_members(const struct net_member *m, size_t n,
 			  uint64_t leader_id, const char *leader)
 {
+	char applied[48];
 	bool is_leader;
 	size_t i;
 
@@ -79,8 +104,9 @@ static void print_members(const struct net_member *m, size_t n,
 			is_leader = m[i].id == leader_id;
 		else
 			is_leader = strcmp(m[i].address, leader) == 0;
-		printf("%llu %s %s%s\n", (unsigned long long)m[i].id,
-		       m[i].address, net_role_name(m[i].role),
+		applied_of(m[i].address, applied, sizeof applied);
+		printf("%llu %s %s%s%s\n", (unsigned long long)m[i].id,
+		       m[i].address, net_role_name(m[i].role), applied,
 		       is_leader ? " leader" : "");
 	}
 }

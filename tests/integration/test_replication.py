@@ -74,6 +74,7 @@ def test_cluster_forms(cluster, timing):
     lines = out.strip().splitlines()
     assert len(lines) == 3, out
     assert all(" voter" in ln for ln in lines), out
+    assert all(" applied=" in ln for ln in lines), out  # each node's index
     assert "leader" in lines[0] and lines[0].startswith("1 "), out
     timing("replication: joined in "
            + ", ".join(f"{n.last_ready_seconds:.2f} s" for n in cluster[1:]))
