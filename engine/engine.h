@@ -166,6 +166,15 @@ int eng_set_applier(struct eng *e, eng_apply_fn fn, void *arg);
 void eng_apply_done(struct eng *e, const char *db, uint64_t index,
 		    int status, uint64_t wal_frames);
 
+struct eng_member;
+
+/* Quorum-loss recovery (engine/recover.c): with the node stopped, append
+ * a configuration of exactly @members to its raft log (raft_recover).
+ * Main thread, no engine running on @data_dir.  0, -errno, or -EIO when
+ * raft refused. */
+int eng_recover(const char *data_dir, const struct eng_member *members,
+		unsigned n);
+
 /* One database's state on this node (eng_databases). */
 struct eng_db_state {
 	const char *name; /* valid until the loop runs on */

@@ -36,6 +36,11 @@ pid, or a --dqlite list), and prints txn/s, p50/p99, errors, the server's
 CPU per transaction and the quorafs/dqlite ratio.  Targets (reported): at
 least 2x dqlite's single-worker kvwrite throughput, no errors at 8
 workers.
+
+With --cluster (first) it runs tools/bench_cluster.py: a 3-node cluster on
+loopback against raw SQLite, 1 and 8 writers through the leader's mount,
+and the replication lag to each follower (see that file; its options
+follow --cluster).
 """
 
 import argparse
@@ -1318,6 +1323,11 @@ def parse_args(argv):
 
 
 def main(argv):
+    if argv and argv[0] == "--cluster":
+        # A 3-node cluster on loopback: tools/bench_cluster.py.
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import bench_cluster
+        return bench_cluster.main(argv[1:])
     if len(argv) == 2 and argv[0] == "--_wire_worker":
         try:
             print(json.dumps(wire_worker_main(json.loads(argv[1]))),

@@ -288,8 +288,8 @@ class Node:
                 raise BenchError("cannot run %s: %s" % (quorafs, e))
 
     def fail(self, why):
-        return BenchError("node %d %s; last 30 lines of its log (%s):\n%s"
-                          % (self.id, why, self.log, tail(self.log)))
+        return BenchError("node %d %s; last 30 lines of its log:\n%s"
+                          % (self.id, why, tail(self.log)))
 
     def wait_ready(self, timeout=START_TIMEOUT):
         deadline = time.monotonic() + timeout
@@ -522,7 +522,9 @@ def summarize(results, duration):
             kinds[k] = kinds.get(k, 0) + v
     return {"txn_s": n / duration, "commits": n,
             "p50_ms": pct(lats, 50) * 1e3 if lats else None,
+            "p90_ms": pct(lats, 90) * 1e3 if lats else None,
             "p99_ms": pct(lats, 99) * 1e3 if lats else None,
+            "mean_ms": sum(lats) / n * 1e3 if lats else None,
             "errors": errs, "error_kinds": kinds}
 
 

@@ -15,6 +15,7 @@ static const struct {
 	{"shell", qf_cmd_shell, "an SQL shell over the dqlite wire protocol"},
 	{"cluster", qf_cmd_cluster, "list or change the members of a cluster"},
 	{"verify", qf_cmd_verify, "check that the nodes' databases are identical"},
+	{"recover", qf_cmd_recover, "force a new membership after a lost quorum"},
 };
 
 static void usage(FILE *out)

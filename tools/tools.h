@@ -10,6 +10,7 @@ int qf_cmd_shell(int argc, char **argv);
 int qf_cmd_cluster(int argc, char **argv);
 int qf_cmd_worker(int argc, char **argv); /* internal: sql-worker */
 int qf_cmd_verify(int argc, char **argv);
+int qf_cmd_recover(int argc, char **argv);
 
 /* Helpers of the protocol subcommands (in cmd_shell.c). */
 /* Append the comma-separated addresses of @list to *@servers (*@n

@@ -373,3 +373,32 @@ def test_membership_snapshot_install_remove_transfer(qf, timing):
     lost = [i for i in w.acked if i not in have]
     assert not lost, f"{len(lost)} acknowledged inserts lost: {lost[:10]}"
     same_everywhere(nodes, db)
+
+
+def test_recover_after_losing_quorum(cluster):
+    """Two of three nodes are gone for good: `quorafs recover` forces the
+    survivor's log to a one-voter membership; it then starts alone, leads,
+    keeps every committed row and takes writes.  A running node and a
+    missing --yes are refused."""
+    n1 = cluster[0]
+    db = "rec.db"
+    qflib.cli(n1.path(db), "CREATE TABLE t(x);\nINSERT INTO t VALUES (1);\n",
+              mode="wal")
+    members = ["--members", f"1={n1.address}"]
+    r = qflib.run_quorafs(["recover", "--data-dir", n1.data_dir, *members,
+                           "--yes"])
+    assert r.returncode == 1 and "stop it first" in r.stderr, r.stderr
+    for n in cluster:
+        n.stop()
+    r = qflib.run_quorafs(["recover", "--data-dir", n1.data_dir, *members])
+    assert r.returncode == 2 and "--yes" in r.stderr, r.stderr
+    r = qflib.run_quorafs(["recover", "--data-dir", n1.data_dir, *members,
+                           "--yes"])
+    assert r.returncode == 0, r.stderr
+    n1.start(bootstrap=False)
+    assert qflib.cli(n1.path(db), "INSERT INTO t VALUES (2);\n"
+                     "SELECT count(*) FROM t;\n").strip() == "2"
+    out = qflib.run_quorafs(["cluster", "-s", n1.address, "list"]).stdout
+    assert out.strip().splitlines() == [
+        l for l in out.strip().splitlines() if l.startswith("1 ")], out
+    assert "leader" in out, out
