@@ -66,6 +66,8 @@ struct eng {
 	struct raft_barrier barrier;
 	bool barrier_sent;
 	bool barrier_done;  /* cluster mode: this term's barrier applied */
+	struct raft_transfer disk_xfer; /* stepping down after a disk error */
+	bool disk_transfer;
 	bool leader_ready;  /* cluster mode: leading with the log applied */
 	struct eng_follower follow;
 	/* Queue from other threads, under @mu. */
@@ -199,12 +201,41 @@ static void finish(struct eng *e, struct eng_commit *c, int status)
 	}
 }
 
+static void disk_transfer_cb(struct raft_transfer *req)
+{
+	struct eng *e = req->data;
+
+	e->disk_transfer = false;
+}
+
+/* This leader could not write its own log: hand leadership to another
+ * voter (raft picks the most up-to-date) rather than keep refusing every
+ * commit.  One attempt at a time. */
+static void step_down_on_disk_error(struct eng *e, int status)
+{
+	int rv;
+
+	if (raft_state(&e->raft) != RAFT_LEADER || e->disk_transfer)
+		return;
+	QF_LOG(QF_ERROR, "writing the raft log failed (%s): handing "
+	       "leadership to another voter", qf_strerror(from_raft(status)));
+	e->disk_xfer.data = e;
+	rv = raft_transfer(&e->raft, &e->disk_xfer, 0, disk_transfer_cb);
+	if (rv == 0)
+		e->disk_transfer = true;
+	else
+		QF_LOG(QF_ERROR, "leadership transfer: %s", raft_strerror(rv));
+}
+
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
 	struct apply *a = QF_CONTAINER_OF(req, struct apply, req);
 	struct apply **pp;
 	int rv = from_raft(status);
 	uint64_t t0;
+
+	if (status == RAFT_IOERR || status == RAFT_NOSPACE)
+		step_down_on_disk_error(a->e, status);
 
 	for (pp = &inflight; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == a) {

@@ -10,6 +10,7 @@ alike, local writes on a follower fail at once without changing
 anything, and a follower that was down catches up when it restarts."""
 import contextlib
 import sqlite3
+import subprocess
 import threading
 import time
 
@@ -402,3 +403,57 @@ def test_recover_after_losing_quorum(cluster):
     assert out.strip().splitlines() == [
         l for l in out.strip().splitlines() if l.startswith("1 ")], out
     assert "leader" in out, out
+
+
+@pytest.mark.deadline(180)
+def test_leader_with_a_full_disk_steps_down(qf, tmp_path):
+    """The leader's data dir is a 20 MiB tmpfs and its raft log is never
+    compacted: once the log cannot grow, the commit in flight fails (EIO)
+    and the leader hands leadership to another voter, whose mount then
+    takes the writes."""
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs",
+                    str(small)], check=True)
+    qf.track_mount(small)
+    n1 = qf.node("n1", node_id=1)
+    n1.data_dir = small / "n1-data"
+    never = ["--snapshot-threshold", "1000000", "--snapshot-trailing",
+             "1000000"]
+    n1.start(extra=never)
+    nodes = [n1]
+    for i in (2, 3):
+        n = qf.node(f"n{i}", node_id=i)
+        n.start(bootstrap=False, extra=["--join", n1.address])
+        nodes.append(n)
+    db = "full.db"
+    err, updates = None, 0
+    with contextlib.closing(qflib.connect(n1.path(db), mode="wal")) as c:
+        c.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+        c.execute("INSERT INTO t VALUES (1, zeroblob(3000))")
+        t_end = time.monotonic() + 90
+        while err is None and time.monotonic() < t_end:
+            try:
+                c.execute("UPDATE t SET v = randomblob(3000) WHERE id = 1")
+                updates += 1
+            except sqlite3.Error as e:
+                err = e
+    assert err is not None, f"{updates} updates and the disk never filled"
+    assert "disk I/O error" in str(err), err
+    new = None
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 10:
+        new, _ = find_leader(nodes)
+        if new is not n1:
+            break
+        time.sleep(0.1)
+    assert new is not n1, "the leader with a full disk kept leadership"
+    assert "handing leadership" in n1.log(), n1.log_tail(20)
+
+    def write_on_new_leader():
+        # Raft names the leader before it has applied its whole log and
+        # takes writes (a refused write is retried, as clients do).
+        with contextlib.closing(qflib.connect(new.path(db))) as c:
+            c.execute("UPDATE t SET v = x'00' WHERE id = 1")
+            return c.execute("SELECT v FROM t").fetchone()[0] == b"\x00"
+    wait_until(write_on_new_leader, 10, "a write on the new leader")
