@@ -28,6 +28,7 @@
 
 #include "codec.h"
 #include "net.h"
+#include "forward.h"
 #include "link.h"
 #include "transport.h"
 
@@ -483,8 +484,56 @@ static int worker_spawn(struct net_server *s)
 	return 0;
 }
 
-/* Loop thread: hand one SQL request of @c to the worker. */
-static void submit_sql(struct conn *c)
+static void conn_free(struct conn *c);
+static void unlink_conn(struct conn *c);
+
+/* A follower's client that did not look for the leader (go-dqlite's
+ * clients do, and talk to it directly): its connection is forwarded to
+ * the leader whole, from the first SQL request on.  True once @c is
+ * gone (forwarded). */
+static bool forward_to_leader(struct conn *c)
+{
+	struct net_server *s = c->srv;
+	char leader[256];
+	struct net_buf b;
+	uint8_t *prefix;
+	uint64_t id;
+	size_t len;
+
+	if (c->has_session || eng_is_leader(s->engine))
+		return false;
+	eng_leader(s->engine, &id, leader, sizeof leader);
+	if (id == 0 || id == eng_id(s->engine) || leader[0] == '\0')
+		return false; /* no leader known: the session says so */
+	len = 8 + 8 + c->need;
+	prefix = malloc(len);
+	if (prefix == NULL)
+		return false;
+	net_buf_init(&b, 64);
+	if (net_encode_handshake(&b, c->version) != 0 || b.len != 8) {
+		net_buf_close(&b);
+		free(prefix);
+		return false;
+	}
+	memcpy(prefix, b.data, 8);
+	net_buf_close(&b);
+	memcpy(prefix + 8, c->word, 8); /* the request's header */
+	memcpy(prefix + 16, c->body, c->need);
+	if (net__forward(eng_loop(s->engine), c->tcp, leader, prefix, len)) {
+		free(prefix);
+		return false;
+	}
+	QF_LOG(QF_DEBUG, "forwarding a client connection to the leader %s",
+	       leader);
+	unlink_conn(c);
+	c->closing = true;
+	conn_free(c); /* the stream belongs to the forwarder now */
+	return true;
+}
+
+/* Loop thread: hand one SQL request of @c to the worker.  1 when @c is
+ * gone (forwarded to the leader), else 0. */
+static int submit_sql(struct conn *c)
 {
 	struct net_server *s = c->srv;
 	struct net_link_hdr h = {.len = (uint32_t)c->need,
@@ -498,11 +547,13 @@ static void submit_sql(struct conn *c)
 	if (!s->open) {
 		reply_failure(c, 5, "the node is starting: its mount is not "
 			      "up yet");
-		return;
+		return 0;
 	}
+	if (forward_to_leader(c))
+		return 1;
 	if (s->worker == NULL && worker_spawn(s) != 0) {
 		reply_failure(c, 10, "cannot start a session");
-		return;
+		return 0;
 	}
 	if (eng_is_leader(s->engine))
 		h.flags |= NET_LINK_LEADER;
@@ -510,9 +561,10 @@ static void submit_sql(struct conn *c)
 	if ((c->h.type == NET_REQ_INTERRUPT && worker_send(s, &i, NULL) != 0) ||
 	    worker_send(s, &h, c->body) != 0) {
 		reply_failure(c, 10, "cannot queue the request");
-		return;
+		return 0;
 	}
 	c->has_session = true;
+	return 0;
 }
 
 /* ---- connection lifecycle ---- */
@@ -796,8 +848,7 @@ static int dispatch(struct conn *c)
 	}
 	/* SQL: OPEN, PREPARE, EXEC, QUERY, FINALIZE, EXEC_SQL, QUERY_SQL,
 	 * INTERRUPT, DUMP run in order on the connection's session. */
-	submit_sql(c);
-	return 0;
+	return submit_sql(c);
 }
 
 /* ---- reading: exact-sized, so nothing past a CONNECT is consumed ---- */
@@ -938,24 +989,6 @@ static int wait_done(struct net_server *s)
 	return rv;
 }
 
-static int parse_listen(const char *address, struct sockaddr_storage *sa)
-{
-	char host[256];
-	const char *colon = strrchr(address, ':');
-	size_t n = colon ? (size_t)(colon - address) : 0;
-
-	if (colon == NULL || n >= sizeof host)
-		return -EINVAL;
-	memcpy(host, address, n);
-	host[n] = '\0';
-	if (host[0] == '[' && n > 2) {
-		host[n - 1] = '\0';
-		return uv_ip6_addr(host + 1, atoi(colon + 1),
-				   (struct sockaddr_in6 *)sa);
-	}
-	return uv_ip4_addr(host, atoi(colon + 1), (struct sockaddr_in *)sa);
-}
-
 /* Every handle of the server counts in handles_open; once stopping,
  * the last one closed ends the stop. */
 static void handle_closed(struct net_server *s)
@@ -980,7 +1013,7 @@ static void start_on_loop(void *arg)
 	if (rv == 0) {
 		s->handles_open++;
 		s->kill_timer.data = s;
-		rv = parse_listen(s->address, &sa);
+		rv = net__parse_address(s->address, &sa);
 	}
 	if (rv == 0)
 		rv = uv_tcp_init(loop, &s->listener);

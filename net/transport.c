@@ -101,7 +101,7 @@ static void connected_cb(uv_connect_t *c, int status)
 }
 
 /* Parse "HOST:PORT" (IPv4 or a bracketed IPv6). */
-static int parse_address(const char *address, struct sockaddr_storage *sa)
+int net__parse_address(const char *address, struct sockaddr_storage *sa)
 {
 	char host[256];
 	const char *colon = strrchr(address, ':');
@@ -154,7 +154,7 @@ static int t_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
 	(void)id;
 	if (impl->closing)
 		return RAFT_CANCELED;
-	if (parse_address(address, &sa) != 0) {
+	if (net__parse_address(address, &sa) != 0) {
 		snprintf(t->errmsg, sizeof t->errmsg, "bad address %s", address);
 		return RAFT_NOCONNECTION;
 	}

@@ -17,4 +17,8 @@
 void net__transport_accept(struct raft_uv_transport *t, uint64_t id,
 			   const char *address, uv_tcp_t *tcp);
 
+/* "HOST:PORT" or "[V6]:PORT" (numeric) into @sa.  0 or -EINVAL / a uv
+ * error. */
+int net__parse_address(const char *address, struct sockaddr_storage *sa);
+
 #endif /* QF_NET_TRANSPORT_H */

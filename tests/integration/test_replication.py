@@ -457,3 +457,26 @@ def test_leader_with_a_full_disk_steps_down(qf, tmp_path):
             c.execute("UPDATE t SET v = x'00' WHERE id = 1")
             return c.execute("SELECT v FROM t").fetchone()[0] == b"\x00"
     wait_until(write_on_new_leader, 10, "a write on the new leader")
+
+
+def test_wire_client_on_a_follower_is_forwarded(cluster):
+    """A wire-protocol client that connects to a follower without looking
+    for the leader (no LEADER round): its connection is forwarded to the
+    leader whole, so its writes commit, and a large streamed result comes
+    back intact through the forwarder."""
+    import sys
+    sys.path.insert(0, str(qflib.REPO / "tools"))
+    import qfwire
+    follower = cluster[2]
+    with contextlib.closing(qfwire.Conn(follower.address)) as c:
+        c.open("fw.db")
+        c.exec_sql("CREATE TABLE t(x INTEGER)")
+        assert c.exec_sql("INSERT INTO t VALUES (?)", (42,)) == (1, 1)
+        names, rows = c.query_sql(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+            "WHERE i < 200000) SELECT i, printf('%040d', i) FROM n")
+        assert len(rows) == 200000 and rows[-1] == (200000, "%040d" % 200000)
+    for n in cluster:
+        wait_until(lambda: count(n, "fw.db") == 1, VISIBLE_WITHIN,
+                   f"the forwarded write on {n.name}")
+    assert "forwarding" not in cluster[0].log()  # the leader serves it
