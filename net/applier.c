@@ -29,7 +29,8 @@
 
 #include "applier.h"
 
-#define BUSY_WAIT_MS 10000 /* for the WRITE or EXCLUSIVE lock */
+#define BUSY_WAIT_MS 10000 /* SQLite's busy timeout on our connection */
+#define BUSY_WARN_MS 10000 /* waiting for a lock longer: say so */
 #define CHECKPOINT_FRAMES 1000
 
 struct item {
@@ -63,6 +64,7 @@ struct net_applier {
 	pthread_cond_t cond;
 	struct item *head, *tail;
 	bool stopping;
+	int stop_now; /* atomic: give up waiting for locks */
 	struct adb *dbs; /* applier thread only */
 };
 
@@ -73,6 +75,23 @@ static void sleep_ms(unsigned ms)
 
 	nanosleep(&ts, NULL);
 }
+
+/* Another millisecond for a lock that local readers or a checkpoint
+ * hold (the transaction is committed: it must go in, however long they
+ * take, as a local writer would wait).  False once the applier stops. */
+static bool wait_lock(struct net_applier *a, const char *db, unsigned *ms)
+{
+	if (__atomic_load_n(&a->stop_now, __ATOMIC_ACQUIRE))
+		return false;
+	if (*ms > 0 && *ms % BUSY_WARN_MS == 0)
+		QF_LOG(QF_WARN, "applier db=%s: waited %u s for local readers "
+		       "or a checkpoint to release the database", db,
+		       *ms / 1000);
+	sleep_ms(1);
+	(*ms)++;
+	return true;
+}
+
 
 /* ---- per-database state ---- */
 
@@ -186,22 +205,20 @@ static int write_pages(int fd, const struct eng_txn *t)
 
 /* SQLite's EXCLUSIVE lock on the database file, as OFD locks: PENDING,
  * then the SHARED range, waiting out readers. */
-static int lock_exclusive(int fd, short type)
+static int lock_exclusive(struct net_applier *a, const char *db, int fd)
 {
-	struct flock pending = {.l_type = type, .l_whence = SEEK_SET,
+	struct flock pending = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
 				.l_start = 0x40000000, .l_len = 1};
-	struct flock shared = {.l_type = type, .l_whence = SEEK_SET,
+	struct flock shared = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
 			       .l_start = 0x40000002, .l_len = 510};
 	unsigned waited = 0;
 
 	while (fcntl(fd, F_OFD_SETLK, &pending) != 0 ||
 	       fcntl(fd, F_OFD_SETLK, &shared) != 0) {
-		if ((errno != EAGAIN && errno != EACCES) ||
-		    waited >= BUSY_WAIT_MS)
-			return errno == EAGAIN || errno == EACCES ? -EBUSY
-								   : -errno;
-		sleep_ms(1);
-		waited++;
+		if (errno != EAGAIN && errno != EACCES)
+			return -errno;
+		if (!wait_lock(a, db, &waited))
+			return QF_ESHUTDOWN;
 	}
 	return 0;
 }
@@ -215,8 +232,8 @@ static int unlock_all(int fd)
 
 /* Write @t straight into the database file: a new database, or one in a
  * rollback-journal mode (or switching modes), under EXCLUSIVE. */
-static int apply_direct(struct adb *d, const struct eng_txn *t, int fd,
-			bool was_wal)
+static int apply_direct(struct net_applier *a, struct adb *d,
+			const struct eng_txn *t, int fd, bool was_wal)
 {
 	int rv;
 
@@ -227,15 +244,18 @@ static int apply_direct(struct adb *d, const struct eng_txn *t, int fd,
 		QF_LOG(QF_WARN, "applier db=%s: checkpoint before a mode "
 		       "change: %s", d->name, sqlite3_errmsg(d->conn));
 	adb_close_conn(d); /* its SHARED lock would block EXCLUSIVE */
-	rv = lock_exclusive(fd, F_WRLCK);
-	if (rv != 0)
+	rv = lock_exclusive(a, d->name, fd);
+	if (rv != 0) {
+		(void)unlock_all(fd); /* PENDING may be held */
 		return rv;
+	}
 	rv = write_pages(fd, t);
 	(void)unlock_all(fd);
 	return rv;
 }
 
-static int apply_wal(struct adb *d, const struct eng_txn *t)
+static int apply_wal(struct net_applier *a, struct adb *d,
+		     const struct eng_txn *t)
 {
 	unsigned waited = 0;
 	bool recovered = false;
@@ -244,10 +264,8 @@ static int apply_wal(struct adb *d, const struct eng_txn *t)
 	rv = adb_open_wal(d);
 	while (rv == 0) {
 		rv = eng_walw_write(d->w, t);
-		if (rv == -EBUSY && waited < BUSY_WAIT_MS) {
-			sleep_ms(1);
-			waited++;
-			rv = 0;
+		if (rv == -EBUSY) {
+			rv = wait_lock(a, d->name, &waited) ? 0 : QF_ESHUTDOWN;
 			continue;
 		}
 		if (rv == QF_EMALFORMED && !recovered) {
@@ -312,8 +330,8 @@ static int apply_txn(struct net_applier *a, const struct eng_txn *t)
 	       t->n, t->db_pages,
 	       st.st_size > 0 && was_wal && becomes_wal ? "wal" : "direct");
 	if (st.st_size > 0 && was_wal && becomes_wal)
-		return apply_wal(d, t);
-	return apply_direct(d, t, fd, was_wal);
+		return apply_wal(a, d, t);
+	return apply_direct(a, d, t, fd, was_wal);
 }
 
 /* ---- the thread ---- */
@@ -451,6 +469,7 @@ void net__applier_stop(struct net_applier *a)
 
 	if (a == NULL)
 		return;
+	__atomic_store_n(&a->stop_now, 1, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&a->mu);
 	a->stopping = true;
 	while ((it = a->head) != NULL) { /* replayed at the next start */

@@ -480,3 +480,32 @@ def test_wire_client_on_a_follower_is_forwarded(cluster):
         wait_until(lambda: count(n, "fw.db") == 1, VISIBLE_WITHIN,
                    f"the forwarded write on {n.name}")
     assert "forwarding" not in cluster[0].log()  # the leader serves it
+
+
+@pytest.mark.deadline(120)
+def test_long_reader_on_a_follower_delays_but_never_breaks(cluster):
+    """A rollback-journal database: a reader on a follower holds a read
+    transaction (SHARED lock) for 12 s.  The applier waits for it, as a
+    local writer would, and then applies; the follower does not give up
+    on the database (it used to after 10 s)."""
+    leader, follower = cluster[0], cluster[1]
+    db = "lr.db"
+    qflib.cli(leader.path(db), "CREATE TABLE t(x);\n", mode="delete")
+    wait_until(lambda: count(follower, db) == 0, VISIBLE_WITHIN, "table")
+    r = sqlite3.connect(str(follower.path(db)), isolation_level=None)
+    try:
+        r.execute("BEGIN")
+        assert r.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+        qflib.cli(leader.path(db), "INSERT INTO t VALUES (1);\n")
+        time.sleep(12)
+        assert r.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+        r.execute("COMMIT")
+    finally:
+        r.close()
+    wait_until(lambda: count(follower, db) == 1, VISIBLE_WITHIN,
+               "applied once the reader is done")
+    qflib.cli(leader.path(db), "INSERT INTO t VALUES (2);\n")
+    wait_until(lambda: count(follower, db) == 2, VISIBLE_WITHIN,
+               "still following")
+    assert "waited 10 s for local readers" in follower.log()
+    same_everywhere(cluster, db)
