@@ -489,7 +489,7 @@ static void unlink_conn(struct conn *c);
 
 /* A follower's client that did not look for the leader (go-dqlite's
  * clients do, and talk to it directly): its connection is forwarded to
- * the leader whole, from the first SQL request on.  True once @c is
+ * the leader whole, from the first SQL request on (but a DUMP).  True once @c is
  * gone (forwarded). */
 static bool forward_to_leader(struct conn *c)
 {
@@ -500,7 +500,9 @@ static bool forward_to_leader(struct conn *c)
 	uint64_t id;
 	size_t len;
 
-	if (c->has_session || eng_is_leader(s->engine))
+	/* DUMP reads this node's own files (quorafs verify relies on it). */
+	if (c->has_session || c->h.type == NET_REQ_DUMP ||
+	    eng_is_leader(s->engine))
 		return false;
 	eng_leader(s->engine, &id, leader, sizeof leader);
 	if (id == 0 || id == eng_id(s->engine) || leader[0] == '\0')
