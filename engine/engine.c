@@ -36,10 +36,8 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "engine.h"
-#include "follow.h"
+#include "core.h"
 #include "snapshot.h"
-#include "state.h"
 
 static void stop_raft(struct eng *e);
 static void try_stop(struct eng *e);
@@ -50,50 +48,6 @@ static void try_stop(struct eng *e);
  * format's length field is 32 bits: cap one transaction's entry. */
 #define ENG_MAX_ENTRY (1024u << 20)
 
-struct eng {
-	struct eng_config cfg;
-	char *data_dir, *raft_dir, *db_dir, *state_dir, *address;
-	uv_loop_t loop;
-	pthread_t thread;
-	struct raft raft;
-	struct raft_io io;
-	struct raft_uv_transport transport; /* libraft's TCP one, if used */
-	bool own_transport;
-	struct raft_fsm fsm;
-	struct eng_dbs dbs;
-	uv_async_t async;
-	uv_timer_t timer;
-	struct raft_barrier barrier;
-	bool barrier_sent;
-	bool barrier_done;  /* cluster mode: this term's barrier applied */
-	struct raft_transfer disk_xfer; /* stepping down after a disk error */
-	bool disk_transfer;
-	bool leader_ready;  /* cluster mode: leading with the log applied */
-	struct eng_follower follow;
-	/* Queue from other threads, under @mu. */
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	struct eng_commit *q_head, *q_tail;
-	struct call *c_head, *c_tail;	/* eng_call() work */
-	bool stopping;
-	int leader_flag;		/* atomic: eng_is_leader() */
-	/* Startup handshakes with eng_start and eng_wait_ready, under @mu. */
-	bool started_done;
-	int started_status;
-	bool ready_done;
-	int ready_status;
-	/* Loop thread only. */
-	bool live;		/* the mount may exist: no direct replay */
-	uint64_t next_nonce;
-	uint64_t start_ms;
-	/* Fault injection for tests: refuse every Nth commit that would reach
-	 * raft (environment variable QF_FAULT_REFUSE_EVERY). */
-	unsigned long fault_every, fault_count;
-	bool stop_started;
-	uint64_t stop_deadline;
-	/* Metrics, loop thread only. */
-	uint64_t n_commits, raft_us_total, cb_us_total;
-};
 
 /* A function to run on the loop thread (eng_call). */
 struct call {
@@ -113,6 +67,11 @@ struct apply {
 
 static struct apply *inflight; /* loop thread only; one engine per process */
 
+bool eng__commits_idle(void)
+{
+	return inflight == NULL;
+}
+
 static uint64_t now_us(void)
 {
 	struct timespec ts;
@@ -121,7 +80,7 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static uint64_t now_ms(void)
+uint64_t eng__now_ms(void)
 {
 	struct timespec ts;
 
@@ -130,7 +89,7 @@ static uint64_t now_ms(void)
 }
 
 /* Convert a raft error once, here, at the only edge that calls raft. */
-static int from_raft(int rv)
+int eng__from_raft(int rv)
 {
 	switch (rv) {
 	case 0:
@@ -201,41 +160,15 @@ static void finish(struct eng *e, struct eng_commit *c, int status)
 	}
 }
 
-static void disk_transfer_cb(struct raft_transfer *req)
-{
-	struct eng *e = req->data;
-
-	e->disk_transfer = false;
-}
-
-/* This leader could not write its own log: hand leadership to another
- * voter (raft picks the most up-to-date) rather than keep refusing every
- * commit.  One attempt at a time. */
-static void step_down_on_disk_error(struct eng *e, int status)
-{
-	int rv;
-
-	if (raft_state(&e->raft) != RAFT_LEADER || e->disk_transfer)
-		return;
-	QF_LOG(QF_ERROR, "writing the raft log failed (%s): handing "
-	       "leadership to another voter", qf_strerror(from_raft(status)));
-	e->disk_xfer.data = e;
-	rv = raft_transfer(&e->raft, &e->disk_xfer, 0, disk_transfer_cb);
-	if (rv == 0)
-		e->disk_transfer = true;
-	else
-		QF_LOG(QF_ERROR, "leadership transfer: %s", raft_strerror(rv));
-}
-
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
 	struct apply *a = QF_CONTAINER_OF(req, struct apply, req);
 	struct apply **pp;
-	int rv = from_raft(status);
+	int rv = eng__from_raft(status);
 	uint64_t t0;
 
 	if (status == RAFT_IOERR || status == RAFT_NOSPACE)
-		step_down_on_disk_error(a->e, status);
+		eng__step_down_on_disk_error(a->e, status);
 
 	for (pp = &inflight; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == a) {
@@ -318,7 +251,7 @@ static void start_commit(struct eng *e, struct eng_commit *c)
 	if (rv != 0) {
 		raft_free(buf.base);
 		free(a);
-		rv = from_raft(rv);
+		rv = eng__from_raft(rv);
 		goto fail;
 	}
 	a->next = inflight;
@@ -338,7 +271,7 @@ static void stop_timer_cb(uv_timer_t *t)
 
 static void try_stop(struct eng *e)
 {
-	if (inflight != NULL && now_ms() < e->stop_deadline) {
+	if (inflight != NULL && eng__now_ms() < e->stop_deadline) {
 		uv_timer_start(&e->timer, stop_timer_cb, 5, 0);
 		return;
 	}
@@ -371,7 +304,7 @@ static void drain_queue(uv_async_t *h)
 	}
 	if (stopping && !e->stop_started) {
 		e->stop_started = true;
-		e->stop_deadline = now_ms() + STOP_DRAIN_MS;
+		e->stop_deadline = eng__now_ms() + STOP_DRAIN_MS;
 		try_stop(e);
 	}
 }
@@ -418,102 +351,6 @@ uint64_t eng_id(const struct eng *e)
 const char *eng_address(const struct eng *e)
 {
 	return e->address;
-}
-
-/* One membership change in raft. */
-struct change {
-	struct raft_change req;
-	struct raft_transfer transfer;
-	struct eng *e;
-	eng_change_cb cb;
-	void *arg;
-};
-
-static void change_cb(struct raft_change *req, int status)
-{
-	struct change *ch = req->data;
-
-	ch->cb(ch->arg, status == 0 ? 0 : from_raft(status),
-	       status == 0 ? "" : raft_strerror(status));
-	free(ch);
-}
-
-static void transfer_cb(struct raft_transfer *req)
-{
-	struct change *ch = req->data;
-
-	ch->cb(ch->arg, 0, "");
-	free(ch);
-}
-
-static int raft_role(int role)
-{
-	return role == ENG_VOTER ? RAFT_VOTER
-	       : role == ENG_STANDBY ? RAFT_STANDBY : RAFT_SPARE;
-}
-
-void eng_change(struct eng *e, int op, uint64_t id, const char *address,
-		int role, eng_change_cb cb, void *arg)
-{
-	struct change *ch = calloc(1, sizeof *ch);
-	int rv;
-
-	if (ch == NULL) {
-		cb(arg, -ENOMEM, "out of memory");
-		return;
-	}
-	ch->e = e;
-	ch->cb = cb;
-	ch->arg = arg;
-	ch->req.data = ch;
-	ch->transfer.data = ch;
-	switch (op) {
-	case ENG_ADD:
-		rv = raft_add(&e->raft, &ch->req, id, address, change_cb);
-		break;
-	case ENG_ASSIGN:
-		rv = raft_assign(&e->raft, &ch->req, id, raft_role(role),
-				 change_cb);
-		break;
-	case ENG_REMOVE:
-		rv = raft_remove(&e->raft, &ch->req, id, change_cb);
-		break;
-	default:
-		rv = raft_transfer(&e->raft, &ch->transfer, id, transfer_cb);
-		break;
-	}
-	if (rv != 0) {
-		cb(arg, from_raft(rv), raft_errmsg(&e->raft)[0]
-					       ? raft_errmsg(&e->raft)
-					       : raft_strerror(rv));
-		free(ch);
-	}
-}
-
-void eng_leader(struct eng *e, uint64_t *id, char *address, size_t size)
-{
-	raft_id lid = 0;
-	const char *laddr = NULL;
-
-	raft_leader(&e->raft, &lid, &laddr);
-	*id = lid;
-	snprintf(address, size, "%s", laddr ? laddr : "");
-}
-
-unsigned eng_members(struct eng *e, struct eng_member *out, unsigned max)
-{
-	const struct raft_configuration *conf = &e->raft.configuration;
-	unsigned i;
-
-	for (i = 0; i < conf->n && i < max; i++) {
-		out[i].id = conf->servers[i].id;
-		snprintf(out[i].address, sizeof out[i].address, "%s",
-			 conf->servers[i].address);
-		out[i].role = conf->servers[i].role == RAFT_VOTER ? ENG_VOTER
-			      : conf->servers[i].role == RAFT_STANDBY ? ENG_STANDBY
-			      : ENG_SPARE;
-	}
-	return conf->n;
 }
 
 int eng_submit(struct eng *e, struct eng_commit *c)
@@ -697,7 +534,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 /* ---- startup and shutdown on the loop thread ---- */
 
-static void signal_ready(struct eng *e, int status)
+void eng__signal_ready(struct eng *e, int status)
 {
 	pthread_mutex_lock(&e->mu);
 	if (!e->ready_done) {
@@ -717,98 +554,6 @@ static void signal_started(struct eng *e, int status)
 	pthread_mutex_unlock(&e->mu);
 }
 
-static void barrier_cb(struct raft_barrier *req, int status)
-{
-	struct eng *e = req->data;
-
-	if (status != 0) {
-		QF_LOG(QF_ERROR, "leader barrier: %s", raft_strerror(status));
-		e->barrier_sent = false; /* retried by the timer */
-		return;
-	}
-	if (e->cfg.cluster) {
-		e->barrier_done = true; /* the monitor takes it from here */
-		return;
-	}
-	e->live = true;
-	__atomic_store_n(&e->leader_flag, 1, __ATOMIC_RELEASE);
-	uv_timer_stop(&e->timer); /* startup polling is over */
-	QF_LOG(QF_INFO, "leader, log applied up to index=%llu",
-	       (unsigned long long)raft_last_applied(&e->raft));
-	signal_ready(e, 0);
-}
-
-/* Cluster mode: track leadership.  A new leader sends a barrier (libraft
- * 0.15 commits no entry of its own at election) and takes writes once
- * it is applied and every replicated transaction is in the files. */
-static void watch_leadership(struct eng *e)
-{
-	bool leader = raft_state(&e->raft) == RAFT_LEADER;
-	int rv;
-
-	if (!leader) {
-		if (e->leader_ready)
-			QF_LOG(QF_WARN, "no longer the leader");
-		e->leader_ready = false;
-		e->barrier_done = false;
-		e->barrier_sent = false;
-		__atomic_store_n(&e->leader_flag, 0, __ATOMIC_RELEASE);
-		return;
-	}
-	if (!e->barrier_sent) {
-		e->barrier.data = e;
-		rv = raft_barrier(&e->raft, &e->barrier, barrier_cb);
-		if (rv == 0)
-			e->barrier_sent = true;
-		return;
-	}
-	if (e->barrier_done && !e->leader_ready &&
-	    eng__follow_idle(&e->follow)) {
-		e->leader_ready = true;
-		__atomic_store_n(&e->leader_flag, 1, __ATOMIC_RELEASE);
-		QF_LOG(QF_INFO, "leader, log applied up to index=%llu",
-		       (unsigned long long)raft_last_applied(&e->raft));
-	}
-}
-
-/* Cluster mode, until eng_wait_ready returns: ready as the leader, or as
- * a follower that knows its leader and has applied what is committed. */
-static void watch_startup(struct eng *e)
-{
-	raft_id id = 0;
-	const char *address = NULL;
-	unsigned timeout = e->cfg.ready_timeout_ms ? e->cfg.ready_timeout_ms
-						   : 30000;
-
-	if (e->raft.configuration.n == 0 && !e->cfg.join) {
-		signal_ready(e, -ENOENT);
-		return;
-	}
-	if (e->leader_ready) {
-		signal_ready(e, 0);
-		return;
-	}
-	raft_leader(&e->raft, &id, &address);
-	if (id != 0 && id != e->cfg.id && e->raft.commit_index > 0 &&
-	    raft_last_applied(&e->raft) >= e->raft.commit_index) {
-		QF_LOG(QF_INFO, "following node %llu (%s), log applied up to "
-		       "index=%llu", (unsigned long long)id, address,
-		       (unsigned long long)raft_last_applied(&e->raft));
-		signal_ready(e, 0);
-		return;
-	}
-	if (now_ms() - e->start_ms > timeout) {
-		if (e->raft.configuration.n == 0) {
-			signal_ready(e, -ETIMEDOUT); /* never added */
-			return;
-		}
-		/* A member waits for its peers as long as it takes. */
-		QF_LOG(QF_INFO, "waiting for a leader (%u voters known; a "
-		       "majority must be up)", (unsigned)e->raft.configuration.n);
-		e->start_ms = now_ms();
-	}
-}
-
 /* Polls raft: until this node leads and has applied its whole log
  * (one-node use), or for as long as it runs (cluster mode). */
 static void timer_cb(uv_timer_t *t)
@@ -817,25 +562,23 @@ static void timer_cb(uv_timer_t *t)
 	int rv;
 
 	if (e->cfg.cluster) {
-		watch_leadership(e);
-		if (!e->ready_done)
-			watch_startup(e);
+		eng__watch_cluster(e);
 		return;
 	}
 	if (e->live)
 		return;
 	if (e->raft.configuration.n == 0) {
-		signal_ready(e, -ENOENT);
+		eng__signal_ready(e, -ENOENT);
 		return;
 	}
 	if (raft_state(&e->raft) == RAFT_LEADER && !e->barrier_sent) {
 		e->barrier.data = e;
-		rv = raft_barrier(&e->raft, &e->barrier, barrier_cb);
+		rv = raft_barrier(&e->raft, &e->barrier, eng__barrier_cb);
 		if (rv == 0)
 			e->barrier_sent = true;
 	}
-	if (now_ms() - e->start_ms > 30000)
-		signal_ready(e, -ETIMEDOUT);
+	if (eng__now_ms() - e->start_ms > 30000)
+		eng__signal_ready(e, -ETIMEDOUT);
 }
 
 static void close_handles_cb(uv_handle_t *h)
@@ -959,122 +702,15 @@ static void *loop_main(void *arg)
 		QF_LOG(QF_ERROR, "starting raft: %s", raft_strerror(rv));
 		/* The process exits after this; raft's partial state is not
 		 * unwound. */
-		signal_started(e, from_raft(rv));
-		signal_ready(e, from_raft(rv));
+		signal_started(e, eng__from_raft(rv));
+		eng__signal_ready(e, eng__from_raft(rv));
 		return NULL;
 	}
 	signal_started(e, 0);
-	e->start_ms = now_ms();
+	e->start_ms = eng__now_ms();
 	uv_timer_start(&e->timer, timer_cb, 0, 10);
 	uv_run(&e->loop, UV_RUN_DEFAULT);
 	return NULL;
-}
-
-/* ---- node identity and the data dir ---- */
-
-static int read_small_file(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	long n;
-
-	if (fd < 0)
-		return -errno;
-	n = qf_pread_full(fd, buf, size - 1, 0);
-	close(fd);
-	if (n < 0)
-		return (int)n;
-	buf[n] = '\0';
-	return 0;
-}
-
-static int write_small_file(const char *path, const char *text)
-{
-	char tmp[4096];
-	int fd, rv;
-
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	rv = qf_pwrite_full(fd, text, strlen(text), 0);
-	if (rv == 0 && fsync(fd) != 0)
-		rv = -errno;
-	close(fd);
-	if (rv == 0 && rename(tmp, path) != 0)
-		rv = -errno;
-	return rv;
-}
-
-/* Check or record this node's id and address in DATA/node.  A restart may
- * omit them (id 0, address NULL); a different value is refused. */
-static int check_identity(struct eng *e)
-{
-	char path[4096], text[512], addr[256];
-	unsigned long long id = 0;
-	int rv;
-
-	snprintf(path, sizeof path, "%s/node", e->data_dir);
-	rv = read_small_file(path, text, sizeof text);
-	if (rv == 0 && sscanf(text, "id=%llu address=%255s", &id, addr) == 2) {
-		if (e->cfg.id != 0 && e->cfg.id != id) {
-			QF_LOG(QF_ERROR, "data dir %s belongs to node id %llu, "
-			       "not %llu", e->data_dir, id,
-			       (unsigned long long)e->cfg.id);
-			return -EINVAL;
-		}
-		if (e->address != NULL && strcmp(e->address, addr) != 0) {
-			QF_LOG(QF_ERROR, "data dir %s belongs to address %s, "
-			       "not %s", e->data_dir, addr, e->address);
-			return -EINVAL;
-		}
-		e->cfg.id = id;
-		free(e->address);
-		e->address = strdup(addr);
-		return e->address ? 0 : -ENOMEM;
-	}
-	if (rv != -ENOENT && rv != 0)
-		return rv;
-	if (e->cfg.id == 0 || e->address == NULL) {
-		QF_LOG(QF_ERROR, "new data dir %s: --id and --address are "
-		       "required", e->data_dir);
-		return -EINVAL;
-	}
-	snprintf(text, sizeof text, "id=%llu address=%s\n",
-		 (unsigned long long)e->cfg.id, e->address);
-	return write_small_file(path, text);
-}
-
-/* Were the backing files written during this boot?  Writes are not
- * fsynced (raft's log is the durable copy), so after a reboot they may
- * have lost data and must be checked against their state.  *now receives
- * this boot's id, recorded by record_boot() once the check is done. */
-static int check_boot(struct eng *e, char *now, size_t size, bool *same_boot)
-{
-	char path[4096], before[128] = "";
-	int rv;
-
-	rv = read_small_file("/proc/sys/kernel/random/boot_id", now, size);
-	if (rv != 0)
-		return rv;
-	snprintf(path, sizeof path, "%s/boot_id", e->state_dir);
-	rv = read_small_file(path, before, sizeof before);
-	*same_boot = rv == 0 && strcmp(now, before) == 0;
-	return 0;
-}
-
-static int record_boot(struct eng *e, const char *now)
-{
-	char path[4096];
-
-	snprintf(path, sizeof path, "%s/boot_id", e->state_dir);
-	return write_small_file(path, now);
-}
-
-static int make_dir(const char *path)
-{
-	if (mkdir(path, 0755) != 0 && errno != EEXIST)
-		return -errno;
-	return 0;
 }
 
 static void eng_free(struct eng *e)
@@ -1100,17 +736,18 @@ static int prepare(struct eng *e)
 	    asprintf(&e->db_dir, "%s/db", e->data_dir) < 0 ||
 	    asprintf(&e->state_dir, "%s/state", e->data_dir) < 0)
 		return -ENOMEM;
-	rv = make_dir(e->data_dir);
+	rv = eng__make_dir(e->data_dir);
 	if (rv == 0)
-		rv = make_dir(e->raft_dir);
+		rv = eng__make_dir(e->raft_dir);
 	if (rv == 0)
-		rv = make_dir(e->db_dir);
+		rv = eng__make_dir(e->db_dir);
 	if (rv == 0)
-		rv = make_dir(e->state_dir);
+		rv = eng__make_dir(e->state_dir);
 	if (rv == 0)
-		rv = check_identity(e);
+		rv = eng__check_identity(e->data_dir, &e->cfg.id, &e->address);
 	if (rv == 0)
-		rv = check_boot(e, boot, sizeof boot, &same_boot);
+		rv = eng__check_boot(e->state_dir, boot, sizeof boot,
+				     &same_boot);
 	if (rv == 0)
 		rv = eng__dbs_init(&e->dbs, e->state_dir, e->db_dir);
 	if (rv == 0)
@@ -1118,7 +755,7 @@ static int prepare(struct eng *e)
 	if (rv == 0)
 		rv = eng__dbs_remove_orphans(&e->dbs);
 	if (rv == 0)
-		rv = record_boot(e, boot); /* the files are checked now */
+		rv = eng__record_boot(e->state_dir, boot); /* files checked */
 	return rv;
 }
 
@@ -1208,65 +845,6 @@ int eng_wait_ready_for(struct eng *e, unsigned ms)
 		QF_LOG(QF_ERROR, "this node is in no cluster yet: start the "
 		       "first node with --bootstrap, the others with --join");
 	return rv;
-}
-
-struct set_applier {
-	struct eng *e;
-	eng_apply_fn fn;
-	void *arg;
-};
-
-static void set_applier_on_loop(void *arg)
-{
-	struct set_applier *sa = arg;
-
-	sa->e->live = true;
-	eng__follow_set(&sa->e->follow, sa->fn, sa->arg);
-	free(sa);
-}
-
-int eng_set_applier(struct eng *e, eng_apply_fn fn, void *arg)
-{
-	struct set_applier *sa = malloc(sizeof *sa);
-	int rv;
-
-	if (sa == NULL)
-		return -ENOMEM;
-	sa->e = e;
-	sa->fn = fn;
-	sa->arg = arg;
-	rv = eng_call(e, set_applier_on_loop, sa);
-	if (rv != 0)
-		free(sa);
-	return rv;
-}
-
-size_t eng_databases(struct eng *e, struct eng_db_state *out, size_t max,
-		     uint64_t *applied, bool *idle)
-{
-	struct eng_db *d;
-	size_t n = 0;
-
-	*applied = raft_last_applied(&e->raft);
-	*idle = eng__follow_idle(&e->follow) && inflight == NULL;
-	for (d = e->dbs.head; d != NULL; d = d->next, n++) {
-		if (n >= max)
-			continue;
-		out[n].name = d->name;
-		out[n].applied = d->applied;
-		out[n].seq = d->seq;
-		out[n].cksum = d->cksum;
-		out[n].pages = d->db_pages;
-		out[n].page_size = d->page_size;
-		out[n].diverged = d->diverged;
-	}
-	return n;
-}
-
-void eng_apply_done(struct eng *e, const char *db, uint64_t index, int status,
-		    uint64_t wal_frames)
-{
-	eng__follow_done(&e->follow, db, index, status, wal_frames);
 }
 
 void eng_stop(struct eng *e)

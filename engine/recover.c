@@ -8,7 +8,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "engine.h"
+#include "core.h"
 
 /* raft_init wants a state machine; recovery never applies anything. */
 static int no_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
@@ -50,27 +50,6 @@ static void closed_cb(struct raft *r)
 	raft_uv_tcp_close(c->transport);
 }
 
-/* This node's id and address from DATA/node. */
-static int read_identity(const char *data_dir, uint64_t *id,
-			 char address[256])
-{
-	char path[4096];
-	unsigned long long v = 0;
-	FILE *f;
-	int n;
-
-	snprintf(path, sizeof path, "%s/node", data_dir);
-	f = fopen(path, "re");
-	if (f == NULL)
-		return -errno;
-	n = fscanf(f, "id=%llu address=%255s", &v, address);
-	fclose(f);
-	if (n != 2 || v == 0)
-		return QF_EMALFORMED;
-	*id = v;
-	return 0;
-}
-
 int eng_recover(const char *data_dir, const struct eng_member *m, unsigned n)
 {
 	struct raft_uv_transport transport = {0};
@@ -78,14 +57,14 @@ int eng_recover(const char *data_dir, const struct eng_member *m, unsigned n)
 	struct raft_fsm fsm = {0};
 	struct raft_io io = {0};
 	struct raft raft = {0};
-	char raft_dir[4096], address[256];
+	char raft_dir[4096], *address = NULL;
 	struct closing closing = {&io, &transport};
 	uv_loop_t loop;
 	uint64_t id = 0;
 	unsigned i;
 	int rv;
 
-	rv = read_identity(data_dir, &id, address);
+	rv = eng__check_identity(data_dir, &id, &address); /* must exist */
 	if (rv != 0)
 		return rv;
 	snprintf(raft_dir, sizeof raft_dir, "%s/raft", data_dir);
@@ -125,5 +104,6 @@ int eng_recover(const char *data_dir, const struct eng_member *m, unsigned n)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	raft_configuration_close(&conf);
+	free(address);
 	return rv == 0 ? 0 : -EIO;
 }

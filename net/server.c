@@ -26,68 +26,11 @@
 #include <string.h>
 #include <uv.h>
 
-#include "codec.h"
-#include "net.h"
 #include "forward.h"
-#include "link.h"
+#include "server.h"
 #include "transport.h"
 
 enum { READ_VERSION, READ_HEADER, READ_BODY };
-
-struct conn {
-	struct net_server *srv;
-	uv_tcp_t *tcp; /* raft_malloc'd: raft may take it over */
-	int state;
-	uint8_t word[8];
-	size_t got;
-	struct net_header h;
-	uint8_t *body;
-	size_t need;
-	uint64_t version;
-	bool first; /* no request read yet: CONNECT is still possible */
-	uint64_t serial; /* names the connection to the worker and to late
-			  * callbacks */
-	bool closing;
-	bool has_session; /* the worker has a session for it */
-	struct conn *next;
-};
-
-/* One run of the SQL worker process; freed when both handles closed. */
-struct worker {
-	struct net_server *srv;
-	uv_process_t proc;
-	uv_pipe_t pipe;
-	uv_shutdown_t shutdown;
-	struct net_link_reader reader;
-	int handles; /* of proc and pipe, still open */
-	bool lost;   /* its end was seen: EOF or exit */
-	bool hello;  /* its applier is known to the mount: APPLY may go */
-};
-
-struct net_server {
-	struct eng *engine;
-	struct raft_uv_transport *transport;
-	struct net_server_config cfg;
-	char *address, *mount;
-	uv_tcp_t listener;
-	uv_timer_t kill_timer; /* a worker that will not stop */
-	struct worker *worker; /* NULL when none runs */
-	uint64_t next_serial;
-	struct conn *conns;
-	unsigned n_conns;
-	bool stopping;
-	bool open; /* SQL served (net_server_open) */
-	struct applying *applying; /* sent to the worker, not yet done */
-	/* Start/stop handshake with the main thread. */
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	bool done;
-	int status;
-	int handles_open; /* listener, timer, workers' handles */
-};
-
-static void conn_close(struct conn *c);
-static void handle_closed(struct net_server *s);
 
 /* ---- writing ---- */
 
@@ -99,21 +42,19 @@ struct write_req {
 	size_t len;
 };
 
-static void send_ack(struct net_server *s, uint64_t serial, size_t n);
-
 static void written_cb(uv_write_t *w, int status)
 {
 	struct write_req *r = QF_CONTAINER_OF(w, struct write_req, w);
 
 	if (r->ack_serial != 0 && status == 0)
-		send_ack(r->srv, r->ack_serial, r->len);
+		net__send_ack(r->srv, r->ack_serial, r->len);
 	free(r->bytes);
 	free(r);
 }
 
 /* Loop thread: write @bytes (taken) to @stream; @ack_serial non-zero for
  * a session's output, acknowledged to the worker once written. */
-static void stream_write(struct net_server *s, uv_stream_t *stream,
+void net__stream_write(struct net_server *s, uv_stream_t *stream,
 			 uint8_t *bytes, size_t len, uint64_t ack_serial)
 {
 	struct write_req *r = calloc(1, sizeof *r);
@@ -133,20 +74,20 @@ static void stream_write(struct net_server *s, uv_stream_t *stream,
 	}
 }
 
-static void conn_write(struct conn *c, uint8_t *bytes, size_t len,
+void net__conn_write(struct conn *c, uint8_t *bytes, size_t len,
 		       uint64_t ack_serial)
 {
 	if (c->closing) {
 		free(bytes);
 		return;
 	}
-	stream_write(c->srv, (uv_stream_t *)c->tcp, bytes, len, ack_serial);
+	net__stream_write(c->srv, (uv_stream_t *)c->tcp, bytes, len, ack_serial);
 }
 
 /* Loop thread: send the message encoded in @b (taken). */
 static void reply(struct conn *c, struct net_buf *b)
 {
-	conn_write(c, b->data, b->len, 0);
+	net__conn_write(c, b->data, b->len, 0);
 	b->data = NULL;
 	net_buf_close(b);
 }
@@ -162,48 +103,7 @@ static void reply_failure(struct conn *c, uint64_t code, const char *msg)
 		net_buf_close(&b);
 }
 
-/* ---- the SQL worker process (link.h) ---- */
-
-/* An APPLY the worker has not answered: sent again to a new worker if
- * this one dies (applying a transaction twice writes the same bytes). */
-struct applying {
-	uint64_t index;
-	uint8_t *entry;
-	size_t len;
-	struct applying *next;
-};
-
-static int worker_spawn(struct net_server *s);
-static void resend_applying(struct net_server *s, struct applying *a);
-
-/* Loop thread: one frame to the current worker.  0, or -errno when
- * there is no worker or no memory. */
-static int worker_send(struct net_server *s, struct net_link_hdr *h,
-		       const void *payload)
-{
-	uint8_t *frame;
-
-	if (s->worker == NULL || s->worker->lost)
-		return -ESRCH;
-	frame = net__link_frame(h, payload);
-	if (frame == NULL)
-		return -ENOMEM;
-	stream_write(s, (uv_stream_t *)&s->worker->pipe, frame,
-		     NET_LINK_HDR + (size_t)h->len, 0);
-	return 0;
-}
-
-static void send_ack(struct net_server *s, uint64_t serial, size_t n)
-{
-	struct net_link_hdr h = {.len = 8, .kind = NET_LINK_ACK,
-				 .serial = serial};
-	uint8_t payload[8];
-
-	qf_put_le64(payload, n);
-	(void)worker_send(s, &h, payload); /* no worker: nobody waits */
-}
-
-static struct conn *find_conn(struct net_server *s, uint64_t serial)
+struct conn *net__find_conn(struct net_server *s, uint64_t serial)
 {
 	struct conn *c;
 
@@ -211,277 +111,6 @@ static struct conn *find_conn(struct net_server *s, uint64_t serial)
 		if (c->serial == serial)
 			return c;
 	return NULL;
-}
-
-static int send_apply(struct net_server *s, struct applying *a)
-{
-	struct net_link_hdr h = {.len = (uint32_t)a->len,
-				 .kind = NET_LINK_APPLY,
-				 .serial = a->index};
-
-	return worker_send(s, &h, a->entry);
-}
-
-void net_server_apply(void *server, const struct eng_txn *t, uint64_t index)
-{
-	struct net_server *s = server;
-	struct applying *a = calloc(1, sizeof *a);
-	int rv = -ENOMEM;
-
-	if (a != NULL) {
-		a->index = index;
-		a->len = eng_entry_size(t);
-		a->entry = malloc(a->len);
-	}
-	if (a == NULL || a->entry == NULL) {
-		if (a != NULL)
-			free(a->entry);
-		free(a);
-		eng_apply_done(s->engine, t->db, index, rv, 0);
-		return;
-	}
-	eng_entry_encode(ENG_ENTRY_TXN, t, 0, 0, a->entry);
-	a->next = s->applying;
-	s->applying = a;
-	if (s->worker == NULL && !s->stopping)
-		(void)worker_spawn(s); /* its HELLO sends what is applying */
-	else if (s->worker != NULL && s->worker->hello)
-		(void)send_apply(s, a);
-}
-
-/* The worker reports an APPLY: status, then the database name. */
-static void applied(struct net_server *s, uint64_t index,
-		    const uint8_t *payload, size_t len)
-{
-	struct applying **pp, *a;
-	char name[4096];
-	uint64_t wal_frames;
-	int status;
-
-	if (payload == NULL || len < 12 || len - 12 >= sizeof name)
-		return;
-	status = (int)qf_get_le32(payload);
-	wal_frames = qf_get_le64(payload + 4);
-	memcpy(name, payload + 12, len - 12);
-	name[len - 12] = '\0';
-	for (pp = &s->applying; *pp != NULL; pp = &(*pp)->next)
-		if ((*pp)->index == index) {
-			a = *pp;
-			*pp = a->next;
-			free(a->entry);
-			free(a);
-			break;
-		}
-	eng_apply_done(s->engine, name, index, status, wal_frames);
-}
-
-static void worker_frame_cb(void *arg, const struct net_link_hdr *h,
-			    uint8_t *payload)
-{
-	struct worker *w = arg;
-	struct conn *c;
-
-	if (h->kind == NET_LINK_APPLIED || h->kind == NET_LINK_HELLO) {
-		if (h->kind == NET_LINK_APPLIED) {
-			applied(w->srv, h->serial, payload, h->len);
-		} else if (w == w->srv->worker && !w->hello) {
-			/* Files the applier opens from now on bypass the
-			 * mount's interception: only now may APPLY go. */
-			if (w->srv->cfg.on_applier != NULL)
-				w->srv->cfg.on_applier(w->srv->cfg.applier_arg,
-						       (int)h->serial);
-			w->hello = true;
-			resend_applying(w->srv, w->srv->applying);
-		}
-		free(payload);
-		return;
-	}
-	c = find_conn(w->srv, h->serial);
-
-	if (c == NULL || c->closing) {
-		free(payload);
-		return;
-	}
-	if (h->kind == NET_LINK_OUT && payload != NULL) {
-		conn_write(c, payload, h->len, h->serial);
-		return;
-	}
-	free(payload);
-	if (h->kind == NET_LINK_DROP || h->kind == NET_LINK_OUT)
-		conn_close(c); /* the session cannot answer */
-}
-
-static void worker_handle_closed_cb(uv_handle_t *h)
-{
-	struct worker *w = h->data;
-	struct net_server *s = w->srv;
-
-	if (--w->handles == 0) {
-		net__link_reader_close(&w->reader);
-		free(w);
-	}
-	handle_closed(s);
-}
-
-/* Loop thread: @w's stream ended or its process exited.  Its sessions
- * are gone, so are their connections: the clients reconnect. */
-static void worker_lost(struct worker *w)
-{
-	struct net_server *s = w->srv;
-	struct conn *c, *next;
-
-	if (w->lost)
-		return;
-	w->lost = true;
-	if (!uv_is_closing((uv_handle_t *)&w->pipe))
-		uv_close((uv_handle_t *)&w->pipe, worker_handle_closed_cb);
-	if (s->worker != w)
-		return;
-	s->worker = NULL;
-	if (!s->stopping)
-		QF_LOG(QF_ERROR, "the SQL worker process ended: closing its "
-		       "%s", "clients' connections (a new one starts on demand)");
-	for (c = s->conns; c != NULL; c = next) {
-		next = c->next;
-		if (c->has_session)
-			conn_close(c);
-	}
-	if (s->applying != NULL && !s->stopping)
-		(void)worker_spawn(s); /* replicated transactions wait */
-}
-
-static void worker_exit_cb(uv_process_t *proc, int64_t status, int sig)
-{
-	struct worker *w = proc->data;
-
-	if (sig != 0 || status != 0)
-		QF_LOG(QF_ERROR, "SQL worker process %d: %s %d",
-		       (int)proc->pid, sig != 0 ? "killed by signal" : "exit",
-		       sig != 0 ? sig : (int)status);
-	worker_lost(w);
-	uv_close((uv_handle_t *)proc, worker_handle_closed_cb);
-	if (w->srv->stopping && w->srv->worker == NULL &&
-	    uv_is_active((uv_handle_t *)&w->srv->kill_timer))
-		uv_timer_stop(&w->srv->kill_timer);
-}
-
-static void worker_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	static __thread char chunk[1 << 16]; /* the loop's; copied at once */
-
-	(void)h;
-	(void)suggested;
-	*buf = uv_buf_init(chunk, sizeof chunk);
-}
-
-static void worker_read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
-{
-	struct worker *w = stream->data;
-	int rv;
-
-	if (n == 0)
-		return;
-	if (n < 0) {
-		if (n != UV_EOF)
-			QF_LOG(QF_ERROR, "SQL worker link: %s",
-			       uv_strerror((int)n));
-		worker_lost(w);
-		return;
-	}
-	rv = net__link_reader_feed(&w->reader, (const uint8_t *)buf->base,
-				   (size_t)n, worker_frame_cb, w);
-	if (rv != 0) {
-		QF_LOG(QF_ERROR, "SQL worker link: %s", qf_strerror(rv));
-		uv_process_kill(&w->proc, SIGKILL);
-		worker_lost(w);
-	}
-}
-
-/* Oldest first, as they were sent. */
-static void resend_applying(struct net_server *s, struct applying *a)
-{
-	if (a == NULL)
-		return;
-	resend_applying(s, a->next);
-	(void)send_apply(s, a);
-}
-
-/* Loop thread: start `quorafs sql-worker` with the link on its fd 3. */
-static int worker_spawn(struct net_server *s)
-{
-	uv_loop_t *loop = eng_loop(s->engine);
-	struct worker *w = calloc(1, sizeof *w);
-	char exe[4096], busy[32], max_msg[32];
-	size_t exe_len = sizeof exe;
-	char *args[12];
-	uv_stdio_container_t stdio[4];
-	uv_process_options_t o;
-	int rv;
-
-	if (w == NULL)
-		return -ENOMEM;
-	w->srv = s;
-	net__link_reader_init(&w->reader, s->cfg.max_msg);
-	rv = uv_exepath(exe, &exe_len);
-	if (rv == 0)
-		rv = uv_pipe_init(loop, &w->pipe, 0);
-	if (rv != 0) {
-		free(w);
-		return rv;
-	}
-	w->pipe.data = w;
-	w->proc.data = w;
-	w->handles = 1;
-	s->handles_open++;
-	snprintf(busy, sizeof busy, "%u", s->cfg.busy_timeout_ms);
-	snprintf(max_msg, sizeof max_msg, "%zu", s->cfg.max_msg);
-	args[0] = exe;
-	args[1] = (char *)NET_WORKER_COMMAND;
-	args[2] = (char *)"--mount";
-	args[3] = s->mount;
-	args[4] = (char *)"--busy-timeout";
-	args[5] = busy;
-	args[6] = (char *)"--max-msg";
-	args[7] = max_msg;
-	args[8] = (char *)"--log-level";
-	args[9] = (char *)qf_log_level_name(qf_log_level());
-	args[10] = NULL;
-	memset(stdio, 0, sizeof stdio);
-	stdio[0].flags = UV_IGNORE;
-	stdio[1].flags = UV_INHERIT_FD;
-	stdio[1].data.fd = 1;
-	stdio[2].flags = UV_INHERIT_FD;
-	stdio[2].data.fd = 2;
-	stdio[NET_WORKER_FD].flags =
-		UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE;
-	stdio[NET_WORKER_FD].data.stream = (uv_stream_t *)&w->pipe;
-	memset(&o, 0, sizeof o);
-	o.exit_cb = worker_exit_cb;
-	o.file = exe;
-	o.args = args;
-	o.stdio_count = 4;
-	o.stdio = stdio;
-	rv = uv_spawn(loop, &w->proc, &o);
-	if (rv != 0) {
-		QF_LOG(QF_ERROR, "starting the SQL worker %s: %s", exe,
-		       uv_strerror(rv));
-		w->lost = true;
-		uv_close((uv_handle_t *)&w->pipe, worker_handle_closed_cb);
-		return rv;
-	}
-	w->handles++;
-	s->handles_open++;
-	rv = uv_read_start((uv_stream_t *)&w->pipe, worker_alloc_cb,
-			   worker_read_cb);
-	if (rv != 0) {
-		uv_process_kill(&w->proc, SIGKILL);
-		w->lost = true;
-		uv_close((uv_handle_t *)&w->pipe, worker_handle_closed_cb);
-		return rv;
-	}
-	QF_LOG(QF_DEBUG, "SQL worker process %d started", (int)w->proc.pid);
-	s->worker = w;
-	return 0;
 }
 
 static void conn_free(struct conn *c);
@@ -553,15 +182,15 @@ static int submit_sql(struct conn *c)
 	}
 	if (forward_to_leader(c))
 		return 1;
-	if (s->worker == NULL && worker_spawn(s) != 0) {
+	if (s->worker == NULL && net__worker_spawn(s) != 0) {
 		reply_failure(c, 10, "cannot start a session");
 		return 0;
 	}
 	if (eng_is_leader(s->engine))
 		h.flags |= NET_LINK_LEADER;
 	/* An INTERRUPT stops what runs before it, so it overtakes. */
-	if ((c->h.type == NET_REQ_INTERRUPT && worker_send(s, &i, NULL) != 0) ||
-	    worker_send(s, &h, c->body) != 0) {
+	if ((c->h.type == NET_REQ_INTERRUPT && net__worker_send(s, &i, NULL) != 0) ||
+	    net__worker_send(s, &h, c->body) != 0) {
 		reply_failure(c, 10, "cannot queue the request");
 		return 0;
 	}
@@ -599,7 +228,7 @@ static void tcp_closed_cb(uv_handle_t *h)
 }
 
 /* Loop thread: drop @c; the worker frees its session. */
-static void conn_close(struct conn *c)
+void net__conn_close(struct conn *c)
 {
 	struct net_link_hdr h = {.kind = NET_LINK_CLOSE, .serial = c->serial};
 
@@ -608,7 +237,7 @@ static void conn_close(struct conn *c)
 	c->closing = true;
 	unlink_conn(c);
 	if (c->has_session)
-		(void)worker_send(c->srv, &h, NULL); /* none: nothing to free */
+		(void)net__worker_send(c->srv, &h, NULL); /* none: nothing to free */
 	uv_close((uv_handle_t *)c->tcp, tcp_closed_cb);
 }
 
@@ -724,7 +353,7 @@ struct change_wait {
 static void change_done(void *arg, int status, const char *message)
 {
 	struct change_wait *w = arg;
-	struct conn *c = find_conn(w->srv, w->serial);
+	struct conn *c = net__find_conn(w->srv, w->serial);
 	struct net_buf b;
 
 	free(w);
@@ -918,7 +547,7 @@ static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
 	if (n == 0)
 		return;
 	if (n < 0) {
-		conn_close(c);
+		net__conn_close(c);
 		return;
 	}
 	rv = advance(c, (size_t)n);
@@ -926,7 +555,7 @@ static void read_cb(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
 		if (rv != UV_EOF)
 			QF_LOG(QF_DEBUG, "closing a client connection: %s",
 			       qf_strerror(rv));
-		conn_close(c);
+		net__conn_close(c);
 	}
 }
 
@@ -959,12 +588,12 @@ static void accept_cb(uv_stream_t *listener, int status)
 		if (s->n_conns > s->cfg.max_conns)
 			QF_LOG(QF_WARN, "refusing a connection: %u open "
 			       "(--max-conns)", s->cfg.max_conns);
-		conn_close(c);
+		net__conn_close(c);
 		return;
 	}
 	uv_tcp_nodelay(c->tcp, 1);
 	if (uv_read_start((uv_stream_t *)c->tcp, alloc_cb, read_cb) != 0)
-		conn_close(c);
+		net__conn_close(c);
 }
 
 /* ---- start and stop (main thread, through eng_call) ---- */
@@ -993,7 +622,7 @@ static int wait_done(struct net_server *s)
 
 /* Every handle of the server counts in handles_open; once stopping,
  * the last one closed ends the stop. */
-static void handle_closed(struct net_server *s)
+void net__handle_closed(struct net_server *s)
 {
 	if (--s->handles_open == 0 && s->stopping)
 		signal_done(s, 0);
@@ -1001,7 +630,7 @@ static void handle_closed(struct net_server *s)
 
 static void handle_closed_cb(uv_handle_t *h)
 {
-	handle_closed(h->data);
+	net__handle_closed(h->data);
 }
 
 static void start_on_loop(void *arg)
@@ -1033,7 +662,7 @@ static void start_on_loop(void *arg)
 	/* Started now, while the daemon is young, so that a broken install
 	 * fails at once rather than at the first client. */
 	if (rv == 0)
-		rv = worker_spawn(s);
+		rv = net__worker_spawn(s);
 	signal_done(s, rv);
 }
 
@@ -1063,7 +692,7 @@ static void stop_on_loop(void *arg)
 
 	s->stopping = true;
 	while (s->conns != NULL)
-		conn_close(s->conns);
+		net__conn_close(s->conns);
 	if (s->handles_open == 0) {
 		signal_done(s, 0);
 		return;
