@@ -49,7 +49,9 @@ struct net_server {
 	struct net_server_config cfg;
 	char *address, *mount;
 	uv_tcp_t listener;
-	uv_timer_t kill_timer; /* a worker that will not stop */
+	uv_timer_t kill_timer; /* a worker that will not stop, or a delayed
+				* respawn */
+	uint64_t spawned_ms;   /* loop time the last worker started */
 	struct worker *worker; /* NULL when none runs */
 	uint64_t next_serial;
 	struct conn *conns;

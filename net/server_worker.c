@@ -153,6 +153,24 @@ static void worker_handle_closed_cb(uv_handle_t *h)
 
 /* Loop thread: @w's stream ended or its process exited.  Its sessions
  * are gone, so are their connections: the clients reconnect. */
+static void respawn_cb(uv_timer_t *t)
+{
+	struct net_server *s = t->data;
+
+	if (s->worker == NULL && !s->stopping && s->applying != NULL)
+		(void)net__worker_spawn(s);
+}
+
+/* A new worker at once, unless the last one started less than a second
+ * ago: a worker that dies on every transaction must not spin. */
+static void respawn_soon(struct net_server *s)
+{
+	if (uv_now(eng_loop(s->engine)) - s->spawned_ms >= 1000)
+		(void)net__worker_spawn(s);
+	else
+		(void)uv_timer_start(&s->kill_timer, respawn_cb, 1000, 0);
+}
+
 static void worker_lost(struct worker *w)
 {
 	struct net_server *s = w->srv;
@@ -175,7 +193,7 @@ static void worker_lost(struct worker *w)
 			net__conn_close(c);
 	}
 	if (s->applying != NULL && !s->stopping)
-		(void)net__worker_spawn(s); /* replicated transactions wait */
+		respawn_soon(s); /* replicated transactions wait */
 }
 
 static void worker_exit_cb(uv_process_t *proc, int64_t status, int sig)
@@ -308,6 +326,7 @@ int net__worker_spawn(struct net_server *s)
 		return rv;
 	}
 	QF_LOG(QF_DEBUG, "SQL worker process %d started", (int)w->proc.pid);
+	s->spawned_ms = uv_now(loop);
 	s->worker = w;
 	return 0;
 }
