@@ -509,19 +509,26 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm,
 	return 0;
 }
 
+static int push_image(void *arg, struct eng_db *d, struct eng_txn *t,
+		      uint64_t index)
+{
+	struct eng *e = arg;
+
+	return eng__follow_push_image(&e->follow, d, t, index, true);
+}
+
 static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
 	struct eng *e = fsm->data;
 	uint64_t index = 0;
 	int rv;
 
-	if (e->live) {
-		/* TODO(#4): install a snapshot on a mounted follower. */
-		QF_LOG(QF_ERROR, "snapshot install on a mounted node is not "
-		       "supported yet");
-		return RAFT_IOERR;
-	}
-	rv = eng__snapshot_restore(&e->dbs, buf->base, buf->len, &index);
+	/* Mounted: changed databases go through the applier, in order
+	 * after what it already has. */
+	rv = e->live ? eng__snapshot_install(&e->dbs, buf->base, buf->len,
+					     &index, push_image, e)
+		     : eng__snapshot_restore(&e->dbs, buf->base, buf->len,
+					     &index);
 	if (rv != 0) {
 		QF_LOG(QF_ERROR, "snapshot restore: %s", qf_strerror(rv));
 		return RAFT_IOERR;

@@ -15,6 +15,7 @@
 struct eng_follow_item {
 	struct eng_txn *txn;
 	uint64_t index;
+	bool reset; /* a snapshot's image: replaces the state */
 	struct eng_follow_item *next;
 };
 
@@ -44,9 +45,16 @@ static void send_next(struct eng_follower *f, struct eng_db *d)
 
 	while (f->fn != NULL && !d->fq_busy && d->fq_head != NULL) {
 		it = d->fq_head;
-		if (d->diverged) {
-			drop_head(f, d); /* resynchronising: not applied */
+		if (d->diverged && !it->reset) {
+			drop_head(f, d); /* until a snapshot repairs it */
 			continue;
+		}
+		if (it->reset) {
+			/* A snapshot image carries every page: it applies to
+			 * any state, diverged or not (that is the repair). */
+			d->seq = it->txn->seq - 1;
+			it->txn->cksum_before = d->cksum;
+			d->diverged = false;
 		}
 		rv = eng__db_apply(d, it->txn, it->index);
 		if (rv != 0) {
@@ -65,6 +73,12 @@ static void send_next(struct eng_follower *f, struct eng_db *d)
 int eng__follow_push(struct eng_follower *f, struct eng_db *d,
 		     struct eng_txn *t, uint64_t index)
 {
+	return eng__follow_push_image(f, d, t, index, false);
+}
+
+int eng__follow_push_image(struct eng_follower *f, struct eng_db *d,
+			   struct eng_txn *t, uint64_t index, bool reset)
+{
 	struct eng_follow_item *it = malloc(sizeof *it);
 
 	if (it == NULL) {
@@ -73,6 +87,7 @@ int eng__follow_push(struct eng_follower *f, struct eng_db *d,
 	}
 	it->txn = t;
 	it->index = index;
+	it->reset = reset;
 	it->next = NULL;
 	if (d->fq_tail != NULL)
 		d->fq_tail->next = it;

@@ -16,6 +16,10 @@ void eng__follow_init(struct eng_follower *f, struct eng_dbs *dbs);
 /* Queue @t (taken) at @index for database @d and send what can go. */
 int eng__follow_push(struct eng_follower *f, struct eng_db *d,
 		     struct eng_txn *t, uint64_t index);
+/* The same for a snapshot's all-page image when @reset: it replaces the
+ * database's state whatever it was (a mounted follower's install). */
+int eng__follow_push_image(struct eng_follower *f, struct eng_db *d,
+			   struct eng_txn *t, uint64_t index, bool reset);
 /* Set the applier (NULL holds) and send what waits. */
 void eng__follow_set(struct eng_follower *f, eng_apply_fn fn, void *arg);
 /* The applier is done with @index of @db. */

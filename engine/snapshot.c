@@ -298,8 +298,57 @@ static int restore_db(struct eng_dbs *s, const struct rec *r,
 	return eng__db_save_all(s, d);
 }
 
+/* A mounted follower: databases whose state differs from the snapshot's
+ * become one all-page transaction each, handed to @push (the follower's
+ * queue writes it through the mount, after what is queued before). */
+static int restore_db_live(struct eng_dbs *s, const struct rec *r,
+			   const uint8_t *image, uint64_t index,
+			   eng__restore_push_fn push, void *arg)
+{
+	char name[4096];
+	struct eng_txn *t;
+	struct eng_db *d;
+	uint32_t p;
+
+	memcpy(name, r->name, r->name_len);
+	name[r->name_len] = '\0';
+	d = eng__db_get(s, name);
+	if (d == NULL)
+		return -ENOMEM;
+	if (d->seq == r->seq && d->cksum == r->cksum && !d->diverged &&
+	    d->fq_head == NULL)
+		return 0; /* current */
+	if (image_cksum(r, image) != r->cksum) {
+		QF_LOG(QF_ERROR, "db=%s: snapshot image fails its checksum",
+		       name);
+		return QF_EMALFORMED;
+	}
+	if (r->db_pages == 0)
+		return 0; /* nothing to write through the mount */
+	t = eng_txn_new(name, r->page_size, r->db_pages);
+	if (t == NULL)
+		return -ENOMEM;
+	t->db_pages = r->db_pages;
+	for (p = 0; p < r->db_pages; p++)
+		t->pgnos[p] = p + 1;
+	memcpy(t->pages, image, (size_t)r->db_pages * r->page_size);
+	t->seq = r->seq;
+	t->cksum_after = r->cksum;
+	QF_LOG(QF_INFO, "db=%s: installing snapshot index=%llu (%u pages) "
+	       "through the mount", name, (unsigned long long)index,
+	       r->db_pages);
+	return push(arg, d, t, index); /* takes @t */
+}
+
 int eng__snapshot_restore(struct eng_dbs *s, const void *buf, size_t len,
 			  uint64_t *index)
+{
+	return eng__snapshot_install(s, buf, len, index, NULL, NULL);
+}
+
+int eng__snapshot_install(struct eng_dbs *s, const void *buf, size_t len,
+			  uint64_t *index, eng__restore_push_fn push,
+			  void *arg)
 {
 	const uint8_t *p = buf;
 	size_t off = 24, data;
@@ -331,7 +380,9 @@ int eng__snapshot_restore(struct eng_dbs *s, const void *buf, size_t len,
 		img = (size_t)r.db_pages * r.page_size;
 		if (data + img > len)
 			return QF_EMALFORMED;
-		rv = restore_db(s, &r, p + data, *index);
+		rv = push != NULL ? restore_db_live(s, &r, p + data, *index,
+						    push, arg)
+				  : restore_db(s, &r, p + data, *index);
 		if (rv != 0)
 			return rv;
 		data += img;

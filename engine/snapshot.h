@@ -43,4 +43,13 @@ void eng__snapshot_free(struct raft_buffer *bufs[], unsigned *n_bufs);
 int eng__snapshot_restore(struct eng_dbs *s, const void *buf, size_t len,
 			  uint64_t *index);
 
+/* The same on a mounted follower: a database whose state differs
+ * becomes one all-page transaction (seq and cksum_after are the
+ * snapshot's), handed to @push, which takes it; nothing is written here. */
+typedef int (*eng__restore_push_fn)(void *arg, struct eng_db *d,
+				    struct eng_txn *t, uint64_t index);
+int eng__snapshot_install(struct eng_dbs *s, const void *buf, size_t len,
+			  uint64_t *index, eng__restore_push_fn push,
+			  void *arg);
+
 #endif /* QF_ENGINE_SNAPSHOT_H */

@@ -9,6 +9,7 @@ same `.dump` and pass integrity_check, WAL and DELETE-mode databases
 alike, local writes on a follower fail at once without changing
 anything, and a follower that was down catches up when it restarts."""
 import contextlib
+import os
 import sqlite3
 import subprocess
 import threading
