@@ -4,11 +4,12 @@
 # libedit-dev: line editing and history in 'quorafs shell'.  go-dqlite: the
 # reference dqlite node (dqlite-demo) and shell the compatibility tests run.
 # clang, libclang-rt-14-dev: the libFuzzer runs of the test suite.
+# iproute2, util-linux (nsenter): the partition tests' network namespaces.
 set -euo pipefail
 
 packages=(gcc pkg-config meson ninja-build libfuse3-dev fuse3 libuv1-dev
 	  libraft-dev libsqlite3-dev sqlite3 python3 python3-pytest psmisc
-	  clang libclang-rt-14-dev
+	  clang libclang-rt-14-dev iproute2 util-linux
 	  libedit-dev go-dqlite)
 
 missing=()

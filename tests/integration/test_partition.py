@@ -84,9 +84,15 @@ class Namespaces:
 
 @pytest.fixture
 def netns():
-    if subprocess.run(["which", "nsenter"], capture_output=True).returncode:
-        pytest.skip("nsenter (util-linux) is missing")
-    ns = Namespaces(3, net=os.getpid() % 200 + 1)
+    for tool in ("nsenter", "ip"):
+        if subprocess.run(["which", tool], capture_output=True).returncode:
+            pytest.fail(f"{tool} is missing: run tools/install-deps.sh")
+    try:
+        ns = Namespaces(3, net=os.getpid() % 200 + 1)
+    except subprocess.CalledProcessError as e:
+        # A container without CAP_NET_ADMIN cannot make namespaces.
+        pytest.skip(f"cannot create network namespaces here: "
+                    f"{e.stderr.decode(errors='replace').strip()}")
     yield ns
     ns.remove()
 
