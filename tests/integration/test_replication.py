@@ -104,13 +104,16 @@ def test_writes_visible_on_followers(cluster, mode, timing):
 
 
 @pytest.mark.deadline(180)
-def test_followers_never_see_a_torn_state(cluster):
+@pytest.mark.parametrize("mode", ["wal", "delete"])
+def test_followers_never_see_a_torn_state(cluster, mode):
     """Bank transfers on the leader; readers on both followers check the
-    total on every read, in WAL mode (readers never blocked)."""
+    total on every read (in WAL mode they are never blocked; in DELETE
+    mode the applier waits for their SHARED locks, and they for its
+    EXCLUSIVE one)."""
     leader, followers = cluster[0], cluster[1:]
-    db = "bank.db"
+    db = f"bank-{mode}.db"
     accounts, total = 20, 20 * 1000
-    with contextlib.closing(qflib.connect(leader.path(db), mode="wal")) as c:
+    with contextlib.closing(qflib.connect(leader.path(db), mode=mode)) as c:
         c.execute("CREATE TABLE acct(id INTEGER PRIMARY KEY, bal INTEGER)")
         c.execute("BEGIN")
         for i in range(accounts):
@@ -240,13 +243,14 @@ class Writer(threading.Thread):
 
 
 @pytest.mark.deadline(240)
-def test_failover_keeps_every_acknowledged_write(cluster, timing):
+@pytest.mark.parametrize("mode", ["wal", "delete"])
+def test_failover_keeps_every_acknowledged_write(cluster, timing, mode):
     """kill -9 of the leader under write load, three rounds: a new leader
     is elected, writes resume on its mount, every acknowledged insert is
     there, and the old leader restarts, rejoins and converges."""
-    db = "fo.db"
+    db = f"fo-{mode}.db"
     qflib.cli(cluster[0].path(db), "CREATE TABLE t(i INTEGER PRIMARY KEY);\n",
-              mode="wal")
+              mode=mode)
     for n in cluster[1:]:
         wait_until(lambda: count(n, db) == 0, VISIBLE_WITHIN, "table")
     w = Writer(cluster, db)
@@ -279,7 +283,7 @@ def test_failover_keeps_every_acknowledged_write(cluster, timing):
         wait_until(lambda: qflib.dump(n.path(db)) == want, 20,
                    f"{n.name} converges")
     same_everywhere(cluster, db)
-    timing(f"replication: failover after kill -9 of the leader: "
+    timing(f"replication ({mode}): failover after kill -9 of the leader: "
            + ", ".join(f"{s:.2f} s" for s in failovers)
            + f"; {len(w.acked)} inserts acknowledged, {w.errors} client "
            "errors during failovers, none lost")
@@ -509,4 +513,30 @@ def test_long_reader_on_a_follower_delays_but_never_breaks(cluster):
     wait_until(lambda: count(follower, db) == 2, VISIBLE_WITHIN,
                "still following")
     assert "waited 10 s for local readers" in follower.log()
+    same_everywhere(cluster, db)
+
+
+def test_journal_mode_changes_replicate(cluster):
+    """DELETE -> WAL -> TRUNCATE -> WAL between transactions: followers
+    switch with the leader (a full checkpoint before leaving WAL) and end
+    identical."""
+    leader, followers = cluster[0], cluster[1:]
+    db = "modes.db"
+    qflib.cli(leader.path(db), "CREATE TABLE t(i INTEGER, v TEXT);\n",
+              mode="delete")
+    n = 0
+    for mode in ("wal", "truncate", "wal", "delete"):
+        got = qflib.cli(leader.path(db), f"PRAGMA journal_mode={mode};\n")
+        assert got.strip() == mode, got
+        for _ in range(5):
+            n += 1
+            qflib.cli(leader.path(db), f"INSERT INTO t VALUES ({n}, "
+                      f"'{mode} ' || hex(randomblob(200)));\n")
+        for f in followers:
+            wait_until(lambda: count(f, db) == n, VISIBLE_WITHIN,
+                       f"{n} rows on {f.name} after {mode}")
+            # Only WAL is recorded in the file; a new connection opens
+            # any rollback-journal database in DELETE mode.
+            assert qflib.cli(f.path(db), "PRAGMA journal_mode;\n").strip() \
+                == ("wal" if mode == "wal" else "delete")
     same_everywhere(cluster, db)
