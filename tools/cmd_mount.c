@@ -35,7 +35,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 "usage: quorafs mount --data-dir DIR --mount DIR --id N --address HOST:PORT\n"
-"                     [--bootstrap] [options]\n\n"
+"                     [--bootstrap | --join ADDR[,ADDR...]] [options]\n\n"
 "Run a quorafs node in the foreground: mount its databases at --mount and\n"
 "commit every transaction through Raft before the writer's commit returns.\n"
 "The --address port also serves the dqlite wire protocol (dqlite -s ADDR).\n"
