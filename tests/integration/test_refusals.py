@@ -65,6 +65,13 @@ BAD_FLAGS = {
     "bad_log_level": ({}, ["--log-level", "loud"], "loud"),
     "missing_mount": ({"--mount": None}, [], "--mount"),
     "missing_data_dir": ({"--data-dir": None}, [], "--data-dir"),
+    "bootstrap_and_join": ({}, ["--bootstrap", "--join", "127.0.0.1:1"],
+                           "--join"),
+    "heartbeat_not_below_election": ({}, ["--election-timeout", "100",
+                                          "--heartbeat-timeout", "100"],
+                                     "--heartbeat-timeout"),
+    "bad_election_timeout": ({}, ["--election-timeout", "soon"],
+                             "--election-timeout"),
 }
 
 
