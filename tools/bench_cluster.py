@@ -49,6 +49,9 @@ import tempfile
 import time
 from bisect import bisect_left
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import is_mounted, mounts  # noqa: E402  (tools/bench.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
@@ -214,31 +217,9 @@ WORKERS = {"setup": worker_setup, "write": worker_write, "read": worker_read}
 # --------------------------------------------------------------------------
 # mounts and processes
 
-def _unescape(s):
-    return (s.replace("\\040", " ").replace("\\011", "\t")
-            .replace("\\012", "\n").replace("\\134", "\\"))
-
-
-def mounts():
-    """[(mount point, fstype)] from /proc/self/mountinfo."""
-    res = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            a, b = left.split(), right.split()
-            if len(a) >= 5 and b:
-                res.append((_unescape(a[4]), b[0]))
-    return res
-
-
 def is_fuse_mount(path):
     path = os.path.realpath(path)
-    return any(mp == path and t.startswith("fuse") for mp, t in mounts())
-
-
-def is_mounted(path):
-    path = os.path.realpath(path)
-    return any(mp == path for mp, _ in mounts())
+    return any(mp == path and t.startswith("fuse") for mp, t, _ in mounts())
 
 
 def free_ports(n):
