@@ -456,6 +456,74 @@ static int write_locked(struct eng_walw *w, const struct eng_txn *t)
 	return 0;
 }
 
+/* The last frame holding @pgno among the first @mx_frame, as SQLite's
+ * walFindFrame finds it: blocks newest first, and in a block the largest
+ * matching index.  0 when the log does not hold the page. */
+static int find_frame(struct eng_walw *w, uint32_t pgno, uint32_t mx_frame,
+		      uint32_t *frame)
+{
+	unsigned i, key, probes;
+	uint32_t idx, f;
+	struct loc l;
+	uint8_t *b;
+	int rv = 0;
+
+	*frame = 0;
+	if (mx_frame == 0)
+		return 0;
+	for (i = block_of(mx_frame) + 1; i-- > 0;) {
+		b = block(w, i, &rv);
+		if (b == NULL)
+			return rv;
+		locate(b, i, &l);
+		probes = 0;
+		for (key = hash_of(pgno);
+		     (idx = __atomic_load_n(&l.hash[key], __ATOMIC_RELAXED)) != 0;
+		     key = (key + 1) & (NSLOT - 1)) {
+			if (++probes > NSLOT)
+				return QF_EMALFORMED;
+			f = l.zero + idx;
+			if (f <= mx_frame && f > *frame && l.pgno[idx - 1] == pgno)
+				*frame = f;
+		}
+		if (*frame != 0)
+			return 0;
+	}
+	return 0;
+}
+
+int eng_walw_read_page(struct eng_walw *w, int db_fd, uint32_t pgno,
+		       uint32_t page_size, uint8_t *buf)
+{
+	struct idx_hdr h;
+	uint32_t frame = 0;
+	uint8_t *b0;
+	long got;
+	int rv = 0;
+
+	b0 = block(w, 0, &rv);
+	if (b0 == NULL)
+		return rv;
+	rv = read_hdr(b0, &h);
+	if (rv == 0 && h.mx_frame > 0 && hdr_page_size(&h) != page_size)
+		return QF_EMALFORMED;
+	if (rv == 0)
+		rv = find_frame(w, pgno, h.mx_frame, &frame);
+	if (rv != 0)
+		return rv;
+	if (frame != 0)
+		got = qf_pread_full(w->wal_fd, buf, page_size,
+				    32 + (int64_t)(frame - 1) *
+						 (int64_t)(page_size + 24) + 24);
+	else
+		got = qf_pread_full(db_fd, buf, page_size,
+				    (int64_t)(pgno - 1) * (int64_t)page_size);
+	if (got < 0)
+		return (int)got;
+	memset(buf + got, 0, page_size - (size_t)got);
+	return 0;
+}
+
 int eng_walw_write(struct eng_walw *w, const struct eng_txn *t)
 {
 	int rv;

@@ -482,6 +482,56 @@ TEST(walwrite, refuses_an_uninitialised_index)
 	return TEST_OK;
 }
 
+/* Every page of the follower, read as a new reader would (its last
+ * frame, else the file), is the leader's page. */
+static int pages_match_leader(struct wx *x)
+{
+	uint8_t buf[PS], zero[PS] = {0};
+	uint32_t p, n = (uint32_t)(x->img_len / PS);
+	int fd = open(x->follower, O_RDONLY), ok = 1;
+
+	if (fd < 0)
+		fx_die("open follower");
+	for (p = 1; p <= n + 1 && ok; p++) {
+		if (eng_walw_read_page(x->w, fd, p, PS, buf) != 0) {
+			fprintf(stderr, "page %u: read failed\n", p);
+			ok = 0;
+		} else if (memcmp(buf, p <= n ? x->img + (size_t)(p - 1) * PS
+					      : zero, PS) != 0) {
+			fprintf(stderr, "page %u differs from the leader's\n",
+				p);
+			ok = 0;
+		}
+	}
+	close(fd);
+	return ok;
+}
+
+TEST(walwrite, reads_pages_as_a_reader_sees_them)
+{
+	struct wx x;
+	uint8_t buf[2 * PS];
+	int i;
+
+	wx_init(&x);
+	ASSERT_TRUE(pages_match_leader(&x)); /* all in the file */
+	for (i = 0; i < 20; i++)
+		ASSERT_EQ(replicate_insert(&x, 3), 0);
+	ASSERT_TRUE(pages_match_leader(&x)); /* newest frames win */
+	for (i = 0; i < 700; i++)
+		ASSERT_EQ(replicate_insert(&x, 3 + i % 5), 0);
+	ASSERT_TRUE(shm_u32(&x, 16) > 4062 + 100); /* across blocks */
+	ASSERT_TRUE(pages_match_leader(&x));
+	sql_exec(x.fdb, "PRAGMA wal_checkpoint(PASSIVE)");
+	ASSERT_TRUE(pages_match_leader(&x)); /* backfilled: the same */
+	ASSERT_EQ(replicate_insert(&x, 4), 0); /* restarts the log */
+	ASSERT_TRUE(pages_match_leader(&x));
+	/* A log of another page size is not read as this one. */
+	ASSERT_EQ(eng_walw_read_page(x.w, x.wal_fd, 1, 2 * PS, buf) == 0, 0);
+	wx_fini(&x);
+	return TEST_OK;
+}
+
 int main(int argc, char **argv)
 {
 	return fx_main(argc, argv, "walwrite");
