@@ -441,6 +441,14 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 	}
 	if (index <= d->applied)
 		goto out; /* already in the local files: replay skips it */
+	if (!e->live) { /* live followers check this in log order (follow.c) */
+		rv = eng__db_covered(d, en.txn, index);
+		if (rv != 0) {
+			d->diverged = rv < 0;
+			rv = rv < 0 ? rv : 0;
+			goto out;
+		}
+	}
 	if (en.type != ENG_ENTRY_TXN) {
 		QF_LOG(QF_ERROR, "index=%llu: entry type %d not supported",
 		       (unsigned long long)index, en.type);
@@ -570,6 +578,7 @@ static void timer_cb(uv_timer_t *t)
 
 	if (e->cfg.cluster) {
 		eng__watch_cluster(e);
+		eng__follow_tick(&e->follow, eng__now_ms());
 		return;
 	}
 	if (e->live)

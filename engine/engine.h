@@ -26,6 +26,11 @@ struct eng_txn {
 	uint64_t seq;	       /* per-database sequence number, 1 = first */
 	uint64_t cksum_before; /* rolling checksum before this transaction */
 	uint64_t cksum_after;  /* rolling checksum after it */
+	/* Not in the entry.  A follower's engine sets it when it hands the
+	 * transaction to the applier: the hash (qf_page_hash) each carried
+	 * page has before it, for the applier to check its files against;
+	 * 0 = nothing to check (a new page).  NULL: no check. */
+	uint64_t *old_hashes;
 };
 
 /* Allocate a transaction for @n pages of @page_size bytes, zeroed.  NULL on
@@ -171,6 +176,41 @@ int eng_set_applier(struct eng *e, eng_apply_fn fn, void *arg);
  * longer follow the log). */
 void eng_apply_done(struct eng *e, const char *db, uint64_t index,
 		    int status, uint64_t wal_frames);
+
+/* ---- Resynchronising a database whose files diverged (resync.c) ----
+ *
+ * A follower's applier that finds its files differing from the state
+ * (a page it is about to overwrite does not hash as the leader's did)
+ * marks the database diverged.  The engine then calls the resync
+ * function, which fetches the leader's image of it (eng_image_describe
+ * and eng_image_read there, over the network) and hands it back with
+ * eng_resync; the applier writes it through the mount. */
+
+/* Loop thread: ask for a correct image of @db.  The callee answers with
+ * eng_resync, or retries until that says -EALREADY. */
+typedef void (*eng_resync_fn)(void *arg, const char *db);
+/* Any thread.  0, or an error when the engine stops. */
+int eng_set_resync(struct eng *e, eng_resync_fn fn, void *arg);
+
+/* A database's committed state on the node that describes it. */
+struct eng_image {
+	uint32_t page_size, db_pages;
+	uint64_t seq, cksum;
+	uint64_t wal_frames; /* local: where the files hold it */
+};
+/* Loop thread, on the leader: @db's state now.  0, QF_ENOTLEADER,
+ * -ENOENT (no such database, or empty) or QF_EDIVERGED. */
+int eng_image_describe(struct eng *e, const char *db, struct eng_image *im);
+/* Any thread (the threadpool): read @db's pages at @im into @out
+ * (db_pages * page_size bytes), retrying while writers move on.  0,
+ * QF_EDIVERGED (never caught that state: describe again) or -errno. */
+int eng_image_read(struct eng *e, const char *db, const struct eng_image *im,
+		   uint8_t *out);
+/* Loop thread, on a follower: install @t (every page 1..db_pages; seq
+ * and cksum_after the image's) as @db's files; taken.  0 when queued,
+ * -EALREADY (not diverged: nothing to do), -EAGAIN (older than this
+ * node's state: fetch again), QF_EMALFORMED (fails its checksum). */
+int eng_resync(struct eng *e, struct eng_txn *t);
 
 struct eng_member;
 

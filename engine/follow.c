@@ -5,12 +5,25 @@
  * (eng__db_apply: sequence and checksums), so the state in memory runs at
  * most one transaction ahead of the files, and the state header saved
  * when the applier is done says exactly what the files hold.  A crash
- * in between replays that entry at the next start.  Loop thread only. */
+ * in between replays that entry at the next start.
+ *
+ * The applier also checks its files: each page it overwrites must hash
+ * as the state says (eng_txn.old_hashes).  When they do not (a disk, or
+ * somebody, changed them), or writing fails, the database is diverged:
+ * its state goes on following the log, its files are left alone, and
+ * the resync function fetches a correct image from the leader, which
+ * replaces them (eng__follow_resync).  Entries the image already holds
+ * are then skipped (eng__db_covered).  Loop thread only. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core.h" /* eng__now_ms */
 #include "follow.h"
+
+/* A diverged database's image is asked for again this often until one
+ * is installed. */
+#define RESYNC_RETRY_MS 2000
 
 struct eng_follow_item {
 	struct eng_txn *txn;
@@ -37,31 +50,105 @@ static void drop_head(struct eng_follower *f, struct eng_db *d)
 	f->queued--;
 }
 
+static void ask_image(struct eng_follower *f, struct eng_db *d)
+{
+	d->resync_asked_ms = eng__now_ms();
+	f->any_diverged = true;
+	if (f->resync != NULL)
+		f->resync(f->resync_arg, d->name);
+}
+
+void eng__follow_tick(struct eng_follower *f, uint64_t now_ms)
+{
+	struct eng_db *d;
+	bool any = false;
+
+	if (!f->any_diverged)
+		return;
+	for (d = f->dbs->head; d != NULL; d = d->next) {
+		if (!d->diverged || d->fq_busy)
+			continue;
+		any = true;
+		if (now_ms - d->resync_asked_ms >= RESYNC_RETRY_MS)
+			ask_image(f, d);
+	}
+	f->any_diverged = any;
+}
+
+/* @d's files no longer follow the log: say so, remember it across a
+ * restart (the next start rebuilds them), and ask for a correct image. */
+static void files_diverged(struct eng_follower *f, struct eng_db *d)
+{
+	int rv;
+
+	d->diverged = true;
+	if (!d->files_suspect) {
+		d->files_suspect = true;
+		rv = eng__db_save_header(f->dbs, d);
+		if (rv != 0)
+			QF_LOG(QF_WARN, "db=%s: saving state: %s", d->name,
+			       qf_strerror(rv));
+	}
+	QF_LOG(QF_ERROR, "db=%s: DIVERGED: the files here no longer match "
+	       "the log; nothing more is written into them until %s",
+	       d->name, f->resync != NULL
+				? "they are resynchronised from the leader"
+				: "a snapshot replaces them");
+	ask_image(f, d);
+}
+
+/* Hand the head (not an image) on: 0 when the applier has it, else the
+ * item was dealt with here (skipped, or the database diverged). */
+static int hand_over(struct eng_follower *f, struct eng_db *d,
+		     struct eng_follow_item *it)
+{
+	int rv = eng__db_covered(d, it->txn, it->index);
+
+	if (rv != 0) { /* in the installed image already, or contradicts it */
+		if (rv < 0)
+			files_diverged(f, d);
+		return 1;
+	}
+	if (d->diverged) {
+		/* The state keeps following the log (the image that repairs
+		 * the files must be at least as new); the files wait. */
+		(void)eng__db_apply(d, it->txn, it->index);
+		return 1;
+	}
+	if (eng__db_old_hashes(d, it->txn) != 0)
+		QF_LOG(QF_WARN, "db=%s: out of memory: index=%llu applied "
+		       "without checking the files", d->name,
+		       (unsigned long long)it->index);
+	rv = eng__db_apply(d, it->txn, it->index);
+	if (rv != 0) {
+		QF_LOG(QF_ERROR, "db=%s index=%llu: %s", d->name,
+		       (unsigned long long)it->index, qf_strerror(rv));
+		files_diverged(f, d);
+		return 1;
+	}
+	return 0;
+}
+
+/* An image replaces the state whatever it was: that is the repair. */
+static int hand_over_image(struct eng_db *d, struct eng_follow_item *it)
+{
+	d->seq = it->txn->seq - 1;
+	it->txn->cksum_before = d->cksum;
+	d->diverged = false;
+	d->base_seq = it->txn->seq;
+	d->base_cksum = it->txn->cksum_after;
+	return eng__db_apply(d, it->txn, it->index);
+}
+
 /* Hand @d's next transaction to the applier, if it can go. */
 static void send_next(struct eng_follower *f, struct eng_db *d)
 {
 	struct eng_follow_item *it;
-	int rv;
 
 	while (f->fn != NULL && !d->fq_busy && d->fq_head != NULL) {
 		it = d->fq_head;
-		if (d->diverged && !it->reset) {
-			drop_head(f, d); /* until a snapshot repairs it */
-			continue;
-		}
-		if (it->reset) {
-			/* A snapshot image carries every page: it applies to
-			 * any state, diverged or not (that is the repair). */
-			d->seq = it->txn->seq - 1;
-			it->txn->cksum_before = d->cksum;
-			d->diverged = false;
-		}
-		rv = eng__db_apply(d, it->txn, it->index);
-		if (rv != 0) {
-			QF_LOG(QF_ERROR, "db=%s index=%llu: %s: this database "
-			       "stops following the log", d->name,
-			       (unsigned long long)it->index, qf_strerror(rv));
-			d->diverged = true;
+		if (it->reset ? hand_over_image(d, it) != 0
+			      : hand_over(f, d, it) != 0) {
 			drop_head(f, d);
 			continue;
 		}
@@ -124,10 +211,15 @@ void eng__follow_done(struct eng_follower *f, const char *db, uint64_t index,
 	d->fq_busy = false;
 	if (status != 0) {
 		QF_LOG(QF_ERROR, "db=%s index=%llu: applying through the mount "
-		       "failed: %s; this database stops following the log",
-		       db, (unsigned long long)index, qf_strerror(status));
-		d->diverged = true;
+		       "failed: %s", db, (unsigned long long)index,
+		       qf_strerror(status));
+		files_diverged(f, d);
 	} else {
+		if (d->fq_head->reset && d->files_suspect) {
+			QF_LOG(QF_INFO, "db=%s: resynchronised (seq=%llu)",
+			       db, (unsigned long long)d->seq);
+			d->files_suspect = false;
+		}
 		d->wal_frames = wal_frames;
 		rv = eng__db_save_header(f->dbs, d);
 		if (rv != 0)
@@ -136,6 +228,41 @@ void eng__follow_done(struct eng_follower *f, const char *db, uint64_t index,
 	}
 	drop_head(f, d);
 	send_next(f, d);
+}
+
+static uint64_t image_cksum(const struct eng_txn *t)
+{
+	uint64_t ck = 0;
+	uint32_t i;
+
+	for (i = 0; i < t->n; i++)
+		ck ^= qf_page_hash(t->pgnos[i],
+				   t->pages + (size_t)i * t->page_size,
+				   t->page_size);
+	return ck;
+}
+
+int eng__follow_resync(struct eng_follower *f, struct eng_db *d,
+		       struct eng_txn *t, uint64_t index)
+{
+	int rv = 0;
+
+	if (!d->diverged)
+		rv = -EALREADY;
+	else if (t->seq < d->seq)
+		rv = -EAGAIN; /* the leader had not applied as far as we have */
+	else if (t->n != t->db_pages || t->n == 0 ||
+		 t->pgnos[0] != 1 || t->pgnos[t->n - 1] != t->n ||
+		 image_cksum(t) != t->cksum_after)
+		rv = QF_EMALFORMED;
+	if (rv != 0) {
+		eng_txn_free(t);
+		return rv;
+	}
+	QF_LOG(QF_INFO, "db=%s: installing the leader's image (seq=%llu, "
+	       "%u pages) through the mount", d->name,
+	       (unsigned long long)t->seq, t->db_pages);
+	return eng__follow_push_image(f, d, t, index, true);
 }
 
 bool eng__follow_idle(const struct eng_follower *f)

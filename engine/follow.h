@@ -10,6 +10,11 @@ struct eng_follower {
 	eng_apply_fn fn; /* NULL: hold */
 	void *arg;
 	unsigned queued; /* transactions queued or being applied */
+	/* Asked for a correct image of a database whose files diverged
+	 * (eng_set_resync); NULL: none is asked for. */
+	eng_resync_fn resync;
+	void *resync_arg;
+	bool any_diverged; /* a database may wait for an image */
 };
 
 void eng__follow_init(struct eng_follower *f, struct eng_dbs *dbs);
@@ -25,6 +30,13 @@ void eng__follow_set(struct eng_follower *f, eng_apply_fn fn, void *arg);
 /* The applier is done with @index of @db. */
 void eng__follow_done(struct eng_follower *f, const char *db, uint64_t index,
 		      int status, uint64_t wal_frames);
+/* Queue a correct image of diverged database @d (eng_resync): takes @t.
+ * -EALREADY if @d is not diverged, -EAGAIN if the image is older than the
+ * state here, QF_EMALFORMED if it fails its checksum. */
+int eng__follow_resync(struct eng_follower *f, struct eng_db *d,
+		       struct eng_txn *t, uint64_t index);
+/* Timer: ask again for the images of databases still diverged. */
+void eng__follow_tick(struct eng_follower *f, uint64_t now_ms);
 /* Nothing queued: the backing files hold every applied entry. */
 bool eng__follow_idle(const struct eng_follower *f);
 /* Drop everything queued (at stop). */

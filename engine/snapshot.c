@@ -169,6 +169,33 @@ out:
 	return rv;
 }
 
+/* read_image, retried while writers move the files on. */
+static int read_image_retrying(const char *db_dir, const struct rec *r,
+			       uint8_t *out)
+{
+	int rv = QF_EDIVERGED, try;
+
+	for (try = 0; try < COPY_TRIES; try++) {
+		rv = read_image(db_dir, r, out);
+		if (rv != QF_EDIVERGED)
+			break;
+		nanosleep(&(struct timespec){0, (long)(1 + try) * 2500000L},
+			  NULL);
+	}
+	return rv;
+}
+
+int eng__image_read(const char *db_dir, const char *name,
+		    const struct eng_image *im, uint8_t *out)
+{
+	struct rec r = {.name = name, .name_len = strlen(name),
+			.page_size = im->page_size, .db_pages = im->db_pages,
+			.seq = im->seq, .cksum = im->cksum,
+			.wal_frames = im->wal_frames};
+
+	return read_image_retrying(db_dir, &r, out);
+}
+
 void eng__snapshot_free(struct raft_buffer *bufs[], unsigned *n_bufs)
 {
 	unsigned i;
@@ -190,7 +217,7 @@ int eng__snapshot_copy(const char *db_dir, struct raft_buffer *bufs[],
 	uint64_t n_db = qf_get_le64(meta + 16), i;
 	struct raft_buffer *nb;
 	uint8_t *hdr;
-	int rv = 0, try;
+	int rv = 0;
 
 	nb = calloc(n_db + 1, sizeof *nb);
 	hdr = malloc(len);
@@ -218,14 +245,7 @@ int eng__snapshot_copy(const char *db_dir, struct raft_buffer *bufs[],
 			rv = -ENOMEM;
 			break;
 		}
-		for (try = 0; try < COPY_TRIES; try++) {
-			rv = read_image(db_dir, &r, nb[i + 1].base);
-			if (rv != QF_EDIVERGED)
-				break;
-			nanosleep(&(struct timespec){0, (long)(1 + try) *
-								2500000L},
-				  NULL);
-		}
+		rv = read_image_retrying(db_dir, &r, nb[i + 1].base);
 		if (rv != 0)
 			QF_LOG(QF_WARN, "snapshot: db=%.*s: %s; will retry later",
 			       (int)r.name_len, r.name, qf_strerror(rv));
@@ -293,6 +313,8 @@ static int restore_db(struct eng_dbs *s, const struct rec *r,
 	if (rv < 0)
 		return rv;
 	d->seq = r->seq;
+	d->base_seq = r->seq;
+	d->base_cksum = r->cksum;
 	d->applied = index;
 	d->wal_frames = 0;
 	return eng__db_save_all(s, d);

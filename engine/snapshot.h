@@ -33,6 +33,11 @@ int eng__snapshot_take(struct eng_dbs *s, uint64_t index,
 /* Threadpool: read the images described by bufs[0]; replaces the array. */
 int eng__snapshot_copy(const char *db_dir, struct raft_buffer *bufs[],
 		       unsigned *n_bufs);
+/* Any thread: read database @name's image at state @im (as copy does,
+ * retrying while writers race it) into @out (db_pages * page_size).
+ * 0, QF_EDIVERGED if it never matched, or -errno. */
+int eng__image_read(const char *db_dir, const char *name,
+		    const struct eng_image *im, uint8_t *out);
 /* Free what take/copy allocated. */
 void eng__snapshot_free(struct raft_buffer *bufs[], unsigned *n_bufs);
 

@@ -15,6 +15,7 @@
 #define HDR_MAGIC 0x31534651u /* "QFS1" */
 #define HASH_MAGIC 0x31484651u /* "QFH1" */
 #define HDR_SIZE 96
+#define HDR_FILES_SUSPECT 1u /* flags at offset 72 */
 
 /* ---- names ---- */
 
@@ -219,6 +220,39 @@ uint64_t eng__db_cksum_after(const struct eng_db *d, const struct eng_txn *t)
 	return ck;
 }
 
+int eng__db_covered(struct eng_db *d, const struct eng_txn *t, uint64_t index)
+{
+	if (t->seq > d->base_seq)
+		return 0;
+	if (t->seq == d->base_seq && t->cksum_after != d->base_cksum) {
+		QF_LOG(QF_ERROR, "divergence db=%s index=%llu: entry seq=%llu "
+		       "ends at %016llx, the installed image at %016llx",
+		       d->name, (unsigned long long)index,
+		       (unsigned long long)t->seq,
+		       (unsigned long long)t->cksum_after,
+		       (unsigned long long)d->base_cksum);
+		return QF_EDIVERGED;
+	}
+	if (index > d->applied)
+		d->applied = index;
+	return 1;
+}
+
+int eng__db_old_hashes(const struct eng_db *d, struct eng_txn *t)
+{
+	uint32_t i;
+
+	free(t->old_hashes);
+	t->old_hashes = calloc(t->n ? t->n : 1, sizeof *t->old_hashes);
+	if (t->old_hashes == NULL)
+		return -ENOMEM;
+	if (page_size_changes(d, t))
+		return 0;
+	for (i = 0; i < t->n; i++)
+		t->old_hashes[i] = old_hash(d, t->pgnos[i]);
+	return 0;
+}
+
 int eng__db_apply(struct eng_db *d, const struct eng_txn *t, uint64_t index)
 {
 	uint32_t i, p;
@@ -277,6 +311,9 @@ static void encode_header(const struct eng_db *d, uint64_t hashes_index,
 	qf_put_le64(h + 32, d->applied);
 	qf_put_le64(h + 40, hashes_index);
 	qf_put_le64(h + 48, d->wal_frames);
+	qf_put_le64(h + 56, d->base_seq);
+	qf_put_le64(h + 64, d->base_cksum);
+	qf_put_le64(h + 72, d->files_suspect ? HDR_FILES_SUSPECT : 0);
 	qf_put_le64(h + HDR_SIZE - 8, qf_hash64(h, HDR_SIZE - 8, HDR_MAGIC));
 }
 
@@ -465,6 +502,14 @@ static int load_one(struct eng_dbs *s, const char *file, size_t len,
 	d->applied = qf_get_le64(h + 32);
 	hashes_index = qf_get_le64(h + 40);
 	d->wal_frames = qf_get_le64(h + 48);
+	d->base_seq = qf_get_le64(h + 56);
+	d->base_cksum = qf_get_le64(h + 64);
+	if (qf_get_le64(h + 72) & HDR_FILES_SUSPECT) {
+		QF_LOG(QF_WARN, "db=%s: its files diverged from the log before "
+		       "the last stop; rebuilding from snapshot and log",
+		       d->name);
+		return eng__db_reset(s, d);
+	}
 	if (trust_files && hashes_index == d->applied &&
 	    backing_size_matches(s, d)) {
 		rv = load_hashes(s, d, d->applied);
@@ -612,6 +657,8 @@ int eng__db_reset(struct eng_dbs *s, struct eng_db *d)
 	remove_db_files(s, d->name);
 	d->page_size = d->db_pages = 0;
 	d->seq = d->cksum = d->applied = d->wal_frames = 0;
+	d->base_seq = d->base_cksum = 0;
+	d->files_suspect = false;
 	if (d->hash != NULL)
 		memset(d->hash, 0, (size_t)d->hash_cap * sizeof *d->hash);
 	return eng__db_save_all(s, d);

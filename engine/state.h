@@ -8,7 +8,9 @@
  *
  * On disk, under DATA/state/, each database has:
  *   NAME.state   a 96-byte header rewritten in place (one pwrite) after each
- *                transaction reaches the backing files;
+ *                transaction reaches the backing files: page size, pages,
+ *                seq, checksum, applied index, hashes' index, WAL frames,
+ *                the last installed image's seq and checksum, flags;
  *   NAME.hashes  the page hashes, written whole (temp file + rename) at
  *                clean shutdown and after snapshots, tagged with the index
  *                they describe.
@@ -36,6 +38,13 @@ struct eng_db {
 	uint64_t *hash;	    /* hash[pgno - 1] for pgno 1..db_pages */
 	uint32_t hash_cap;
 	bool diverged;	    /* a check failed: refuse writes until repaired */
+	/* Persisted: the backing files may not hold the state (a follower's
+	 * check failed); the next start rebuilds them. */
+	bool files_suspect;
+	/* The last image installed (snapshot or resync): its sequence number
+	 * and checksum.  Entries up to base_seq are in it (eng__db_covered). */
+	uint64_t base_seq, base_cksum;
+	uint64_t resync_asked_ms; /* loop time an image was last asked for */
 	int fd;		    /* open NAME.state, -1 until first saved */
 	bool settled;	    /* backing files settled during this start */
 	uint64_t hashes_at; /* @applied when the hashes were last saved */
@@ -78,6 +87,17 @@ bool eng__db_txn_is_noop(const struct eng_db *d, const struct eng_txn *t);
 
 /* Rolling checksum of @d after applying @t, without changing @d. */
 uint64_t eng__db_cksum_after(const struct eng_db *d, const struct eng_txn *t);
+
+/* Is @t already in @d's last installed image (its seq <= base_seq)?  Then
+ * it is skipped: 1, with @index recorded as applied.  0 if not covered;
+ * QF_EDIVERGED if @t is the image's own transaction but ends with another
+ * checksum. */
+int eng__db_covered(struct eng_db *d, const struct eng_txn *t, uint64_t index);
+
+/* Fill t->old_hashes with the hash each page of @t has in @d now (0 where
+ * @d has no such page, or the page size changes): what a follower's
+ * applier checks its files against before writing.  0 or -ENOMEM. */
+int eng__db_old_hashes(const struct eng_db *d, struct eng_txn *t);
 
 /* Check @t against @d (sequence and checksum before) and apply it to the
  * hashes.  QF_EDIVERGED if a check fails; @d then stays as it was. */

@@ -29,5 +29,6 @@ void eng_txn_free(struct eng_txn *t)
 	free(t->db);
 	free(t->pgnos);
 	free(t->pages);
+	free(t->old_hashes);
 	free(t);
 }

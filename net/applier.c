@@ -308,13 +308,70 @@ static void make_parents(const char *path)
 	free(p);
 }
 
+/* Page @pgno as a reader sees it: through the WAL when @wal. */
+static int read_page(struct adb *d, const struct eng_txn *t, uint32_t pgno,
+		     bool wal, uint8_t *buf)
+{
+	long got;
+	int rv;
+
+	if (wal) {
+		rv = eng_walw_read_page(d->w, d->db_fd, pgno, t->page_size, buf);
+		if (rv == QF_EMALFORMED && sqlite_touch(d) == 0)
+			rv = eng_walw_read_page(d->w, d->db_fd, pgno,
+						t->page_size, buf);
+		return rv;
+	}
+	got = qf_pread_full(d->db_fd, buf, t->page_size,
+			    (int64_t)(pgno - 1) * t->page_size);
+	if (got < 0)
+		return (int)got;
+	memset(buf + got, 0, t->page_size - (size_t)got);
+	return 0;
+}
+
+/* Each page about to be overwritten must be what the leader overwrote
+ * (eng_txn.old_hashes): else the files here diverged (a disk, or
+ * somebody, changed them) and nothing is written. */
+static int check_files(struct adb *d, const struct eng_txn *t, bool wal)
+{
+	uint8_t *buf;
+	uint32_t i;
+	int rv = 0;
+
+	if (t->old_hashes == NULL)
+		return 0;
+	if (wal) {
+		rv = adb_open_wal(d);
+		if (rv != 0)
+			return rv;
+	}
+	buf = malloc(t->page_size);
+	if (buf == NULL)
+		return -ENOMEM;
+	for (i = 0; i < t->n && rv == 0; i++) {
+		if (t->old_hashes[i] == 0)
+			continue; /* a page the database did not have */
+		rv = read_page(d, t, t->pgnos[i], wal, buf);
+		if (rv == 0 && qf_page_hash(t->pgnos[i], buf, t->page_size) !=
+				       t->old_hashes[i]) {
+			QF_LOG(QF_ERROR, "applier db=%s: page %u differs from "
+			       "the leader's before this transaction",
+			       d->name, t->pgnos[i]);
+			rv = QF_EDIVERGED;
+		}
+	}
+	free(buf);
+	return rv;
+}
+
 static int apply_txn(struct net_applier *a, const struct eng_txn *t)
 {
 	struct adb *d = adb_get(a, t->db);
 	uint8_t hdr[20];
 	bool was_wal, becomes_wal;
 	struct stat st;
-	int fd;
+	int fd, rv;
 
 	if (d == NULL)
 		return -ENOMEM;
@@ -333,6 +390,9 @@ static int apply_txn(struct net_applier *a, const struct eng_txn *t)
 	QF_LOG(QF_DEBUG, "applier db=%s: %u pages, size %u -> %s", d->name,
 	       t->n, t->db_pages,
 	       st.st_size > 0 && was_wal && becomes_wal ? "wal" : "direct");
+	rv = check_files(d, t, st.st_size > 0 && was_wal);
+	if (rv != 0)
+		return rv;
 	if (st.st_size > 0 && was_wal && becomes_wal)
 		return apply_wal(a, d, t);
 	return apply_direct(a, d, t, fd, was_wal);
@@ -366,12 +426,43 @@ static uint64_t wal_frames_of(struct net_applier *a, const char *db)
 	return 0;
 }
 
+/* An APPLY's payload (link.h): the hashes to check (into the txn's
+ * old_hashes), then the entry. */
+static int decode_apply(const struct item *it, struct eng_entry *en)
+{
+	uint32_t n, i;
+	size_t off;
+	int rv;
+
+	if (it->len < 4)
+		return QF_EMALFORMED;
+	n = qf_get_le32(it->entry);
+	off = 4 + 8 * (size_t)n;
+	if (off > it->len)
+		return QF_EMALFORMED;
+	rv = eng_entry_decode(it->entry + off, it->len - off, en);
+	if (rv != 0 || n == 0)
+		return rv;
+	if (n != en->txn->n) {
+		eng_txn_free(en->txn);
+		return QF_EMALFORMED;
+	}
+	en->txn->old_hashes = malloc(8 * (size_t)n);
+	if (en->txn->old_hashes == NULL) {
+		eng_txn_free(en->txn);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++)
+		en->txn->old_hashes[i] = qf_get_le64(it->entry + 4 + 8 * (size_t)i);
+	return 0;
+}
+
 static void run_one(struct net_applier *a, struct item *it)
 {
 	struct eng_entry en;
 	int rv;
 
-	rv = eng_entry_decode(it->entry, it->len, &en);
+	rv = decode_apply(it, &en);
 	if (rv != 0) {
 		QF_LOG(QF_ERROR, "applier index=%llu: bad entry: %s",
 		       (unsigned long long)it->index, qf_strerror(rv));

@@ -263,3 +263,33 @@ int net_role_parse(const char *name)
 			return names[i].role;
 	return -1;
 }
+
+int net_client_image(struct net_client *c, const char *db,
+		     struct net_client_image *out)
+{
+	struct net_image im;
+	struct net_msg m;
+	size_t size;
+	int rv = net__cli_ready(c);
+
+	if (rv != 0)
+		return rv;
+	rv = net_encode_image_req(&c->out, db);
+	if (rv != 0)
+		return net__cli_encode_failed(c, rv);
+	rv = net__cli_roundtrip(c, NET_QF_RESP_IMAGE, &m);
+	if (rv != 0)
+		return rv;
+	if (net_decode_image(&m.body, &im) != 0)
+		return net__cli_malformed(c, "IMAGE");
+	size = (size_t)im.db_pages * im.page_size;
+	out->pages = malloc(size);
+	if (out->pages == NULL)
+		return net__cli_fail(c, -ENOMEM, "out of memory");
+	memcpy(out->pages, im.pages, size);
+	out->seq = im.seq;
+	out->cksum = im.cksum;
+	out->page_size = im.page_size;
+	out->db_pages = im.db_pages;
+	return 0;
+}

@@ -108,6 +108,7 @@ enum {
 
 /* quorafs's extension (codec_quorafs.c): outside dqlite's numbering. */
 enum { NET_QF_REQ_DATABASES = 100, NET_QF_RESP_DATABASES = 100 };
+enum { NET_QF_REQ_IMAGE = 101, NET_QF_RESP_IMAGE = 101 };
 
 /* Value type codes (§6.2).  Nothing else is ever valid on the wire. */
 enum {
@@ -640,5 +641,25 @@ int net_databases_init(struct net_databases *d, const struct net_slice *body);
 /* 1 with *@db filled (name points into the body), 0 after the last, or
  * QF_EMALFORMED. */
 int net_databases_next(struct net_databases *d, struct net_db_info *db);
+
+/* ---- IMAGE, quorafs's extension (codec_quorafs.c) ---- */
+
+/* One database's pages at one state, from the leader: what a follower
+ * whose files diverged installs. */
+struct net_image {
+	uint64_t seq, cksum;
+	uint32_t page_size, db_pages;
+	const uint8_t *pages; /* db_pages * page_size bytes (decoded: into
+				 the body) */
+};
+
+int net_encode_image_req(struct net_buf *b, const char *db);
+/* 0 with *@db pointing into the body, or QF_EMALFORMED. */
+int net_decode_image_req(const struct net_slice *body, const char **db);
+/* Start the response for @im and leave room for its pages: they go to
+ * *@pages, then net_msg_end(@b, *@start) ends it.  0 or -errno. */
+int net_encode_image_begin(struct net_buf *b, const struct net_image *im,
+			   size_t *start, uint8_t **pages);
+int net_decode_image(const struct net_slice *body, struct net_image *im);
 
 #endif /* NET_CODEC_H */

@@ -1,4 +1,4 @@
-/* Wire codec, part 4: quorafs's own extension, DATABASES.  A dqlite
+/* Wire codec, part 4: quorafs's own extensions, DATABASES and IMAGE.  A dqlite
  * server answers its request type with FAILURE ("unknown request
  * type"), so clients can tell.
  *
@@ -6,7 +6,11 @@
  * Response NET_QF_RESP_DATABASES: u64 raft applied index, u64 flags
  *   (bit 0: every replicated transaction is in the files), u64 count,
  *   then per database: text name, u64 applied, u64 seq, u64 checksum,
- *   u64 pages, u64 page size, u64 flags (bit 0: diverged). */
+ *   u64 pages, u64 page size, u64 flags (bit 0: diverged).
+ *
+ * Request  NET_QF_REQ_IMAGE: text database name.
+ * Response NET_QF_RESP_IMAGE: u64 seq, u64 checksum, u64 page size,
+ *   u64 pages, then the pages (pages * page size bytes), nothing after. */
 #include <string.h>
 
 #include "codec.h"
@@ -87,4 +91,69 @@ int net_databases_next(struct net_databases *d, struct net_db_info *db)
 	d->cur = c;
 	d->i++;
 	return 1;
+}
+
+int net_encode_image_req(struct net_buf *b, const char *db)
+{
+	size_t start = net_msg_begin(b, NET_QF_REQ_IMAGE, 0);
+
+	net_put_text(b, db);
+	return net_msg_end(b, start);
+}
+
+int net_decode_image_req(const struct net_slice *body, const char **db)
+{
+	struct net_cursor cur;
+	size_t len;
+
+	net_cursor_init(&cur, body);
+	if (net_get_text(&cur, db, &len) != 0 || len == 0 || cur.left != 0)
+		return QF_EMALFORMED;
+	return 0;
+}
+
+int net_encode_image_begin(struct net_buf *b, const struct net_image *im,
+			   size_t *start, uint8_t **pages)
+{
+	size_t size = (size_t)im->db_pages * im->page_size, at;
+
+	*start = net_msg_begin(b, NET_QF_RESP_IMAGE, 0);
+	net_put_u64(b, im->seq);
+	net_put_u64(b, im->cksum);
+	net_put_u64(b, im->page_size);
+	net_put_u64(b, im->db_pages);
+	at = b->len;
+	net_put_raw(b, NULL, size); /* zeros, overwritten by the caller */
+	if (b->status != 0) {
+		int rv = b->status;
+
+		net_buf_truncate(b, *start);
+		b->status = 0;
+		return rv;
+	}
+	*pages = b->data + at;
+	return 0;
+}
+
+static bool page_size_ok(uint64_t ps)
+{
+	return ps >= 512 && ps <= 65536 && (ps & (ps - 1)) == 0;
+}
+
+int net_decode_image(const struct net_slice *body, struct net_image *im)
+{
+	struct net_cursor cur;
+	uint64_t ps = 0, n = 0;
+
+	net_cursor_init(&cur, body);
+	if (net_get_u64(&cur, &im->seq) != 0 ||
+	    net_get_u64(&cur, &im->cksum) != 0 ||
+	    net_get_u64(&cur, &ps) != 0 || net_get_u64(&cur, &n) != 0 ||
+	    !page_size_ok(ps) || n == 0 || n > UINT32_MAX ||
+	    cur.left / ps != n || cur.left % ps != 0)
+		return QF_EMALFORMED;
+	im->page_size = (uint32_t)ps;
+	im->db_pages = (uint32_t)n;
+	im->pages = cur.p;
+	return 0;
 }

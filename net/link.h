@@ -24,8 +24,11 @@
  *   CLOSE      the connection is gone: free its session
  *   ACK        payload = u64 bytes of its output written to the client
  *              (flow control: a session waits while too much is unacked)
- *   APPLY      payload = a log entry (engine.h's format) to make visible
- *              through the mount; @serial = its raft index
+ *   APPLY      a transaction to make visible through the mount;
+ *              @serial = its raft index; payload = u32 n, n u64 hashes
+ *              the entry's pages must have before (0: not checked;
+ *              n = 0: no check at all), then the log entry (engine.h's
+ *              format)
  * Worker to daemon:
  *   OUT        payload = one complete encoded response message
  *   DROP       the session cannot answer (out of memory): close

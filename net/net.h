@@ -48,6 +48,11 @@ int net_server_open(struct net_server *s);
  * writes it through the mount and reports back (eng_apply_done). */
 void net_server_apply(void *server, const struct eng_txn *t, uint64_t index);
 
+/* An eng_resync_fn (engine.h) for eng_set_resync(e, net_server_resync,
+ * server): fetches the leader's image of @db and hands it to
+ * eng_resync (net/resync.c). */
+void net_server_resync(void *server, const char *db);
+
 /* Stop listening, close every connection and free.  Main thread; blocks
  * until done.  Call before eng_stop(). */
 void net_server_stop(struct net_server *s);
@@ -291,6 +296,17 @@ struct net_client_db {
 	uint64_t pages, page_size;
 	bool diverged;
 };
+
+/* quorafs's IMAGE: the leader's pages of @db at its current state, what
+ * a follower whose files diverged installs.  On 0 @out->pages (malloc'd)
+ * is the caller's. */
+struct net_client_image {
+	uint64_t seq, cksum;
+	uint32_t page_size, db_pages;
+	uint8_t *pages; /* db_pages * page_size bytes */
+};
+int net_client_image(struct net_client *c, const char *db,
+		     struct net_client_image *out);
 
 /* On 0, *@dbs (NULL when *@n is 0) is the caller's (net_client_dbs_free),
  * *@applied the node's raft applied index, *@idle whether every

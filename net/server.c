@@ -85,20 +85,20 @@ void net__conn_write(struct conn *c, uint8_t *bytes, size_t len,
 }
 
 /* Loop thread: send the message encoded in @b (taken). */
-static void reply(struct conn *c, struct net_buf *b)
+void net__reply(struct conn *c, struct net_buf *b)
 {
 	net__conn_write(c, b->data, b->len, 0);
 	b->data = NULL;
 	net_buf_close(b);
 }
 
-static void reply_failure(struct conn *c, uint64_t code, const char *msg)
+void net__reply_failure(struct conn *c, uint64_t code, const char *msg)
 {
 	struct net_buf b;
 
 	net_buf_init(&b, 1 << 16);
 	if (net_encode_failure(&b, code, msg) == 0)
-		reply(c, &b);
+		net__reply(c, &b);
 	else
 		net_buf_close(&b);
 }
@@ -176,14 +176,14 @@ static int submit_sql(struct conn *c)
 				 .serial = c->serial};
 
 	if (!s->open) {
-		reply_failure(c, 5, "the node is starting: its mount is not "
+		net__reply_failure(c, 5, "the node is starting: its mount is not "
 			      "up yet");
 		return 0;
 	}
 	if (forward_to_leader(c))
 		return 1;
 	if (s->worker == NULL && net__worker_spawn(s) != 0) {
-		reply_failure(c, 10, "cannot start a session");
+		net__reply_failure(c, 10, "cannot start a session");
 		return 0;
 	}
 	if (eng_is_leader(s->engine))
@@ -191,7 +191,7 @@ static int submit_sql(struct conn *c)
 	/* An INTERRUPT stops what runs before it, so it overtakes. */
 	if ((c->h.type == NET_REQ_INTERRUPT && net__worker_send(s, &i, NULL) != 0) ||
 	    net__worker_send(s, &h, c->body) != 0) {
-		reply_failure(c, 10, "cannot queue the request");
+		net__reply_failure(c, 10, "cannot queue the request");
 		return 0;
 	}
 	c->has_session = true;
@@ -254,7 +254,7 @@ static void handle_leader(struct conn *c)
 	if ((c->version == NET_PROTO_LEGACY
 		     ? net_encode_server_legacy(&b, address)
 		     : net_encode_server(&b, id, address)) == 0)
-		reply(c, &b);
+		net__reply(c, &b);
 	else
 		net_buf_close(&b);
 }
@@ -276,7 +276,7 @@ static void handle_servers(struct conn *c, uint64_t format)
 	}
 	net_buf_init(&b, 1 << 20);
 	if (net_encode_servers(&b, nodes, n, format) == 0)
-		reply(c, &b);
+		net__reply(c, &b);
 	else
 		net_buf_close(&b);
 }
@@ -299,7 +299,7 @@ static void handle_simple(struct conn *c, int type)
 		break;
 	}
 	if (rv == 0)
-		reply(c, &b);
+		net__reply(c, &b);
 	else
 		net_buf_close(&b);
 }
@@ -320,7 +320,7 @@ static void handle_databases(struct conn *c)
 	if (st == NULL || info == NULL) {
 		free(st);
 		free(info);
-		reply_failure(c, 10, "out of memory");
+		net__reply_failure(c, 10, "out of memory");
 		return;
 	}
 	n = eng_databases(c->srv->engine, st, n, &applied, &idle);
@@ -335,7 +335,7 @@ static void handle_databases(struct conn *c)
 	}
 	net_buf_init(&b, c->srv->cfg.max_msg);
 	if (net_encode_databases(&b, applied, idle, info, n) == 0)
-		reply(c, &b);
+		net__reply(c, &b);
 	else
 		net_buf_close(&b);
 	free(st);
@@ -361,12 +361,12 @@ static void change_done(void *arg, int status, const char *message)
 		return;
 	if (status != 0) {
 		/* SQLITE_BUSY for a change already pending, as 1.11 does. */
-		reply_failure(c, status == QF_ENOTLEADER ? 10250 : 1, message);
+		net__reply_failure(c, status == QF_ENOTLEADER ? 10250 : 1, message);
 		return;
 	}
 	net_buf_init(&b, 1 << 16);
 	if (net_encode_empty(&b) == 0)
-		reply(c, &b);
+		net__reply(c, &b);
 	else
 		net_buf_close(&b);
 }
@@ -376,16 +376,16 @@ static void handle_membership(struct conn *c, const struct net_request *r)
 	struct change_wait *w;
 
 	if (!eng_is_leader(c->srv->engine)) {
-		reply_failure(c, 10250, "not leader");
+		net__reply_failure(c, 10250, "not leader");
 		return;
 	}
 	if (r->type == NET_REQ_ASSIGN && r->u.assign.role > NET_ROLE_SPARE) {
-		reply_failure(c, 1, "bad role");
+		net__reply_failure(c, 1, "bad role");
 		return;
 	}
 	w = calloc(1, sizeof *w);
 	if (w == NULL) {
-		reply_failure(c, 10, "out of memory");
+		net__reply_failure(c, 10, "out of memory");
 		return;
 	}
 	w->srv = c->srv;
@@ -438,13 +438,17 @@ static int dispatch(struct conn *c)
 		handle_databases(c);
 		return 0;
 	}
+	if (c->h.type == NET_QF_REQ_IMAGE) {
+		net__handle_image(c, &msg.body);
+		return 0;
+	}
 	rv = net_decode_request(&msg, &r);
 	if (rv == -ENOSYS) {
-		reply_failure(c, 1, "unknown request type");
+		net__reply_failure(c, 1, "unknown request type");
 		return 0;
 	}
 	if (rv != 0) {
-		reply_failure(c, rv == -EPROTONOSUPPORT ? 1 : 1005,
+		net__reply_failure(c, rv == -EPROTONOSUPPORT ? 1 : 1005,
 			      "malformed request");
 		return 0;
 	}

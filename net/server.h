@@ -59,6 +59,7 @@ struct net_server {
 	bool stopping;
 	bool open; /* SQL served (net_server_open) */
 	struct applying *applying; /* sent to the worker, not yet done */
+	struct resync_job *resyncs; /* fetching an image (resync.c) */
 	/* Start/stop handshake with the main thread. */
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
@@ -78,6 +79,9 @@ struct applying {
 
 /* server.c */
 struct conn *net__find_conn(struct net_server *s, uint64_t serial);
+/* Send the message encoded in @b (taken); a FAILURE. */
+void net__reply(struct conn *c, struct net_buf *b);
+void net__reply_failure(struct conn *c, uint64_t code, const char *msg);
 /* Write @bytes (taken) to @stream; @ack_serial non-zero for a session's
  * output, acknowledged to the worker once written. */
 void net__stream_write(struct net_server *s, uv_stream_t *stream,
@@ -98,5 +102,9 @@ int net__worker_send(struct net_server *s, struct net_link_hdr *h,
 		     const void *payload);
 /* Tell the worker @n bytes of @serial's output reached the client. */
 void net__send_ack(struct net_server *s, uint64_t serial, size_t n);
+
+/* resync.c */
+/* quorafs's IMAGE request (the leader's side of a follower's resync). */
+void net__handle_image(struct conn *c, const struct net_slice *body);
 
 #endif /* QF_NET_SERVER_H */

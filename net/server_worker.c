@@ -54,11 +54,12 @@ void net_server_apply(void *server, const struct eng_txn *t, uint64_t index)
 {
 	struct net_server *s = server;
 	struct applying *a = calloc(1, sizeof *a);
+	uint32_t n_check = t->old_hashes != NULL ? t->n : 0, i;
 	int rv = -ENOMEM;
 
 	if (a != NULL) {
 		a->index = index;
-		a->len = eng_entry_size(t);
+		a->len = 4 + 8 * (size_t)n_check + eng_entry_size(t);
 		a->entry = malloc(a->len);
 	}
 	if (a == NULL || a->entry == NULL) {
@@ -68,7 +69,11 @@ void net_server_apply(void *server, const struct eng_txn *t, uint64_t index)
 		eng_apply_done(s->engine, t->db, index, rv, 0);
 		return;
 	}
-	eng_entry_encode(ENG_ENTRY_TXN, t, 0, 0, a->entry);
+	qf_put_le32(a->entry, n_check);
+	for (i = 0; i < n_check; i++)
+		qf_put_le64(a->entry + 4 + 8 * (size_t)i, t->old_hashes[i]);
+	eng_entry_encode(ENG_ENTRY_TXN, t, 0, 0,
+			 a->entry + 4 + 8 * (size_t)n_check);
 	a->next = s->applying;
 	s->applying = a;
 	if (s->worker == NULL && !s->stopping)

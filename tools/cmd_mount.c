@@ -628,6 +628,8 @@ int qf_cmd_mount(int argc, char **argv)
 		rv = eng_set_applier(e, net_server_apply, srv);
 	}
 	if (rv == 0)
+		rv = eng_set_resync(e, net_server_resync, srv);
+	if (rv == 0)
 		rv = net_server_open(srv);
 	if (rv != 0) {
 		net_server_stop(srv);
