@@ -6,6 +6,8 @@
  * test), holding state/ and db/ for one struct eng_dbs (fixture.h).
  * Expected checksums come from the model in state_fixture.h, never from
  * the code under test. */
+#include <stdlib.h>
+
 #include "engine/state.h"
 #include "fixture.h"
 #include "state_fixture.h"
@@ -394,6 +396,186 @@ TEST(state_noop, changed_page_size)
 	ASSERT_EQ(sf_commit(d, &m, 5, sf_run(1, 5), 5, 10, 1), 0);
 	t = sf_txn_of("a.db", 1024, 5, NULL, 0, 0);
 	ASSERT_TRUE(!eng__db_txn_is_noop(d, t));
+	eng_txn_free(t);
+	sf_model_free(&m);
+	fx_fini(&f);
+	return TEST_OK;
+}
+
+/* ---- entries covered by an installed image ---- */
+
+#define BASE_CKSUM 0x5eedc0ffee123457ull
+
+/* A database of three pages applied up to index 20 whose last installed
+ * image is set by hand to seq 5 with checksum BASE_CKSUM (eng__db_covered
+ * looks only at those and the applied index). */
+static struct eng_db *installed(struct fx *f, struct model *m)
+{
+	struct eng_db *d = eng__db_get(&f->dbs, "a.db");
+
+	if (d == NULL || sf_commit(d, m, 3, sf_run(1, 3), 3, 1, 20) != 0)
+		abort();
+	d->base_seq = 5;
+	d->base_cksum = BASE_CKSUM;
+	return d;
+}
+
+/* An entry older than the image is covered: skipped, its index recorded
+ * as applied, but an older index never lowers what is applied. */
+TEST(state_covered, below_base)
+{
+	struct fx f;
+	struct model m = {.ps = 512};
+	struct eng_db *d;
+	struct db_snap before;
+	struct eng_txn *t;
+
+	fx_init(&f);
+	d = installed(&f, &m);
+	sf_snap_db(d, &before);
+	t = sf_txn_of("a.db", 512, 3, sf_run(2, 1), 1, 9);
+	t->seq = 3;
+	t->cksum_after = 0x1234; /* not checked below the base */
+	ASSERT_EQ(eng__db_covered(d, t, 25), 1);
+	ASSERT_U64_EQ(d->applied, 25);
+	ASSERT_EQ(eng__db_covered(d, t, 22), 1);
+	ASSERT_U64_EQ(d->applied, 25);
+	t->seq = 1;
+	ASSERT_EQ(eng__db_covered(d, t, 26), 1);
+	ASSERT_U64_EQ(d->applied, 26);
+	/* Nothing but the applied index changed. */
+	before.applied = 26;
+	ASSERT_EQ(sf_same_as(d, &before), TEST_OK);
+	ASSERT_U64_EQ(d->base_seq, 5);
+	ASSERT_U64_EQ(d->base_cksum, BASE_CKSUM);
+	eng_txn_free(t);
+	sf_model_free(&m);
+	fx_fini(&f);
+	return TEST_OK;
+}
+
+/* The image's own transaction is covered if it ends with the image's
+ * checksum; with any other checksum it is a divergence that changes
+ * nothing. */
+TEST(state_covered, base_checks_cksum)
+{
+	struct fx f;
+	struct model m = {.ps = 512};
+	struct eng_db *d;
+	struct db_snap before;
+	struct eng_txn *t;
+
+	fx_init(&f);
+	d = installed(&f, &m);
+	sf_snap_db(d, &before);
+	t = sf_txn_of("a.db", 512, 3, sf_run(2, 1), 1, 9);
+	t->seq = 5;
+	t->cksum_after = BASE_CKSUM ^ 1;
+	ASSERT_EQ(eng__db_covered(d, t, 24), QF_EDIVERGED);
+	ASSERT_EQ(sf_same_as(d, &before), TEST_OK);
+	t->cksum_after = 0;
+	ASSERT_EQ(eng__db_covered(d, t, 24), QF_EDIVERGED);
+	ASSERT_EQ(sf_same_as(d, &before), TEST_OK);
+	t->cksum_after = BASE_CKSUM;
+	ASSERT_EQ(eng__db_covered(d, t, 24), 1);
+	ASSERT_U64_EQ(d->applied, 24);
+	ASSERT_U64_EQ(d->base_seq, 5);
+	ASSERT_U64_EQ(d->base_cksum, BASE_CKSUM);
+	eng_txn_free(t);
+	sf_model_free(&m);
+	fx_fini(&f);
+	return TEST_OK;
+}
+
+/* An entry newer than the image is not covered and changes nothing. */
+TEST(state_covered, above_base)
+{
+	static const uint64_t seqs[] = {6, 7, 100};
+	struct fx f;
+	struct model m = {.ps = 512};
+	struct eng_db *d;
+	struct db_snap before;
+	struct eng_txn *t;
+	size_t i;
+
+	fx_init(&f);
+	d = installed(&f, &m);
+	sf_snap_db(d, &before);
+	t = sf_txn_of("a.db", 512, 3, sf_run(2, 1), 1, 9);
+	for (i = 0; i < sizeof seqs / sizeof seqs[0]; i++) {
+		t->seq = seqs[i];
+		t->cksum_after = BASE_CKSUM; /* even with the image's */
+		ASSERT_EQ(eng__db_covered(d, t, 30), 0);
+		ASSERT_EQ(sf_same_as(d, &before), TEST_OK);
+		ASSERT_U64_EQ(d->base_seq, 5);
+		ASSERT_U64_EQ(d->base_cksum, BASE_CKSUM);
+	}
+	eng_txn_free(t);
+	sf_model_free(&m);
+	fx_fini(&f);
+	return TEST_OK;
+}
+
+/* ---- old hashes for the follower's applier ---- */
+
+/* Each carried page gets the hash it has now: the applied one for a page
+ * the database holds, 0 for a page beyond its end.  The state does not
+ * change. */
+TEST(state_old_hashes, existing_and_new_pages)
+{
+	static const uint32_t pg[] = {2, 5};
+	struct fx f;
+	struct model m = {.ps = 512};
+	struct eng_db *d;
+	struct db_snap before;
+	struct eng_txn *t;
+
+	fx_init(&f);
+	d = eng__db_get(&f.dbs, "a.db");
+	ASSERT_EQ(sf_commit(d, &m, 3, sf_run(1, 3), 3, 10, 1), 0);
+	sf_snap_db(d, &before);
+	t = sf_txn_of("a.db", 512, 5, pg, 2, 20);
+	ASSERT_NULL(t->old_hashes);
+	ASSERT_EQ(eng__db_old_hashes(d, t), 0);
+	ASSERT_NOT_NULL(t->old_hashes);
+	ASSERT_U64_EQ(t->old_hashes[0], qf_page_hash(2, m.img + 512, 512));
+	ASSERT_TRUE(t->old_hashes[0] != 0);
+	ASSERT_U64_EQ(t->old_hashes[1], 0);
+	ASSERT_EQ(sf_same_as(d, &before), TEST_OK);
+	/* Again on the same transaction (the old array is replaced). */
+	ASSERT_EQ(eng__db_old_hashes(d, t), 0);
+	ASSERT_U64_EQ(t->old_hashes[0], qf_page_hash(2, m.img + 512, 512));
+	ASSERT_U64_EQ(t->old_hashes[1], 0);
+	eng_txn_free(t); /* frees old_hashes */
+	sf_model_free(&m);
+	fx_fini(&f);
+	return TEST_OK;
+}
+
+/* With a page size change no page has a meaningful old image: all 0. */
+TEST(state_old_hashes, page_size_change_is_all_zero)
+{
+	static const uint32_t pg[] = {1, 2, 3};
+	struct fx f;
+	struct model m = {.ps = 512};
+	struct eng_db *d;
+	struct eng_txn *t;
+	uint32_t i;
+
+	fx_init(&f);
+	d = eng__db_get(&f.dbs, "a.db");
+	ASSERT_EQ(sf_commit(d, &m, 3, sf_run(1, 3), 3, 10, 1), 0);
+	/* Precondition: at the same size these pages have hashes. */
+	t = sf_txn_of("a.db", 512, 3, pg, 3, 20);
+	ASSERT_EQ(eng__db_old_hashes(d, t), 0);
+	for (i = 0; i < 3; i++)
+		ASSERT_U64_EQ(t->old_hashes[i], d->hash[i]);
+	eng_txn_free(t);
+	t = sf_txn_of("a.db", 1024, 3, pg, 3, 20);
+	ASSERT_EQ(eng__db_old_hashes(d, t), 0);
+	ASSERT_NOT_NULL(t->old_hashes);
+	for (i = 0; i < 3; i++)
+		ASSERT_U64_EQ(t->old_hashes[i], 0);
 	eng_txn_free(t);
 	sf_model_free(&m);
 	fx_fini(&f);

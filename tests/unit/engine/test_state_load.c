@@ -447,3 +447,127 @@ TEST(state_load, hashes_at_tracks_saved_hashes)
 	fx_fini(&f);
 	return TEST_OK;
 }
+
+/* ---- the installed image and suspect files ---- */
+
+/* The last installed image's seq and checksum (stored as given, whatever
+ * the values) survive save_all and save_header, on the trusted path and
+ * through a re-hash. */
+TEST(state_load, base_survives)
+{
+	struct fx f;
+	struct eng_db *d;
+	struct db_snap before;
+	char path[512];
+
+	fx_init(&f);
+	snprintf(path, sizeof path, "%s/x.db", f.db);
+	make_db(path, 1024, 40, 0);
+	d = eng__db_get(&f.dbs, "x.db");
+	adopt_file(&f, d, 4);
+	d->base_seq = 0x0102030405060708ull;
+	d->base_cksum = 0xf0e0d0c0b0a09080ull;
+	ASSERT_EQ(eng__db_save_all(&f.dbs, d), 0);
+	sf_snap_db(d, &before);
+	fx_restart(&f);
+	ASSERT_EQ(eng__dbs_load(&f.dbs, true), 0);
+	d = eng__db_find(&f.dbs, "x.db");
+	ASSERT_EQ(sf_same_as(d, &before), TEST_OK);
+	ASSERT_U64_EQ(d->base_seq, 0x0102030405060708ull);
+	ASSERT_U64_EQ(d->base_cksum, 0xf0e0d0c0b0a09080ull);
+	ASSERT_TRUE(!d->files_suspect);
+
+	/* A header-only save carries new values. */
+	d->base_seq = 3;
+	d->base_cksum = d->cksum;
+	ASSERT_EQ(eng__db_save_header(&f.dbs, d), 0);
+	fx_restart(&f);
+	ASSERT_EQ(eng__dbs_load(&f.dbs, true), 0);
+	d = eng__db_find(&f.dbs, "x.db");
+	ASSERT_EQ(sf_same_as(d, &before), TEST_OK);
+	ASSERT_U64_EQ(d->base_seq, 3);
+	ASSERT_U64_EQ(d->base_cksum, before.cksum);
+
+	/* A re-hashing load keeps them too, and saves them again. */
+	fx_restart(&f);
+	ASSERT_EQ(eng__dbs_load(&f.dbs, false), 0);
+	d = eng__db_find(&f.dbs, "x.db");
+	ASSERT_EQ(sf_same_as(d, &before), TEST_OK);
+	ASSERT_U64_EQ(d->base_seq, 3);
+	ASSERT_U64_EQ(d->base_cksum, before.cksum);
+	fx_restart(&f);
+	ASSERT_EQ(eng__dbs_load(&f.dbs, true), 0);
+	d = eng__db_find(&f.dbs, "x.db");
+	ASSERT_U64_EQ(d->base_seq, 3);
+	ASSERT_U64_EQ(d->base_cksum, before.cksum);
+	fx_fini(&f);
+	return TEST_OK;
+}
+
+/* A database saved with its files marked suspect is reset at the next
+ * load, trusted or not: empty state (image fields too), backing files
+ * deleted, the reset persisted.  Another database is left alone, and
+ * without the mark the same database is kept. */
+TEST(state_load, files_suspect_resets)
+{
+	int trust;
+
+	for (trust = 1; trust >= 0; trust--) {
+		struct fx f;
+		struct eng_db *d, *y;
+		struct db_snap other;
+		char path[512], ypath[512];
+
+		fx_init(&f);
+		snprintf(path, sizeof path, "%s/x.db", f.db);
+		snprintf(ypath, sizeof ypath, "%s/y.db", f.db);
+		make_db(path, 1024, 40, 0);
+		make_db(ypath, 1024, 20, 1);
+		d = eng__db_get(&f.dbs, "x.db");
+		adopt_file(&f, d, 3);
+		d->base_seq = 1;
+		d->base_cksum = d->cksum;
+		ASSERT_EQ(eng__db_save_all(&f.dbs, d), 0);
+		y = eng__db_get(&f.dbs, "y.db");
+		adopt_file(&f, y, 2);
+		ASSERT_EQ(eng__db_save_all(&f.dbs, y), 0);
+		sf_snap_db(y, &other);
+
+		/* Precondition: unmarked, it loads as saved. */
+		fx_restart(&f);
+		ASSERT_EQ(eng__dbs_load(&f.dbs, trust), 0);
+		d = eng__db_find(&f.dbs, "x.db");
+		ASSERT_NOT_NULL(d);
+		ASSERT_U64_EQ(d->applied, 3);
+		ASSERT_U64_EQ(d->seq, 1);
+		ASSERT_TRUE(fx_file_size(path) > 0);
+
+		d->files_suspect = true;
+		ASSERT_EQ(eng__db_save_header(&f.dbs, d), 0);
+		fx_write_file(fx_path("%s-wal", path), "junk", 4);
+		fx_write_file(fx_path("%s-journal", path), "junk", 4);
+		fx_restart(&f);
+		ASSERT_EQ(eng__dbs_load(&f.dbs, trust), 0);
+		d = eng__db_find(&f.dbs, "x.db");
+		ASSERT_EQ(sf_is_empty(d), TEST_OK);
+		ASSERT_U64_EQ(d->base_seq, 0);
+		ASSERT_U64_EQ(d->base_cksum, 0);
+		ASSERT_TRUE(!d->files_suspect);
+		ASSERT_EQ(fx_file_size(path), -1);
+		ASSERT_EQ(fx_file_size(fx_path("%s-wal", path)), -1);
+		ASSERT_EQ(fx_file_size(fx_path("%s-journal", path)), -1);
+		ASSERT_EQ(sf_same_as(eng__db_find(&f.dbs, "y.db"), &other),
+			  TEST_OK);
+		ASSERT_EQ(sf_hashes_match_file(eng__db_find(&f.dbs, "y.db"),
+					       ypath),
+			  TEST_OK);
+
+		/* The reset is what is on disk now. */
+		fx_restart(&f);
+		ASSERT_EQ(eng__dbs_load(&f.dbs, true), 0);
+		ASSERT_EQ(sf_is_empty(eng__db_find(&f.dbs, "x.db")), TEST_OK);
+		ASSERT_U64_EQ(eng__db_find(&f.dbs, "x.db")->base_seq, 0);
+		fx_fini(&f);
+	}
+	return TEST_OK;
+}
