@@ -78,6 +78,10 @@ void eng__watch_cluster(struct eng *e);
 /* The leader could not write its raft log: hand leadership over. */
 void eng__step_down_on_disk_error(struct eng *e, int status);
 
+/* prefill.c: raft's open segments created in @raft_dir from now on get
+ * written blocks (see there).  Main thread, before raft starts. */
+void eng__prefill_segments_in(const char *raft_dir);
+
 /* datadir.c, main thread */
 /* Check or record DATA/node: a restart may omit them (*@id 0, *@address
  * NULL) and gets them; a different value is refused (-EINVAL). */

@@ -637,6 +637,7 @@ static int start_raft(struct eng *e)
 			return rv;
 		e->own_transport = true;
 	}
+	eng__prefill_segments_in(e->raft_dir);
 	rv = raft_uv_init(&e->io, &e->loop, e->raft_dir,
 			  e->own_transport ? &e->transport : e->cfg.transport);
 	if (rv != 0)
