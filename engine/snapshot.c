@@ -248,7 +248,11 @@ int eng__snapshot_copy(const char *db_dir, struct raft_buffer *bufs[],
 		rv = read_image_retrying(db_dir, &r, nb[i + 1].base);
 		if (rv != 0)
 			QF_LOG(QF_WARN, "snapshot: db=%.*s: %s; will retry later",
-			       (int)r.name_len, r.name, qf_strerror(rv));
+			       (int)r.name_len, r.name,
+			       rv == QF_EDIVERGED
+				       ? "writers moved the files on faster than "
+					 "they could be copied"
+				       : qf_strerror(rv));
 	}
 	nb[0].len = out_off;
 	eng__snapshot_free(bufs, n_bufs);
