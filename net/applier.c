@@ -330,9 +330,26 @@ static int read_page(struct adb *d, const struct eng_txn *t, uint32_t pgno,
 	return 0;
 }
 
+/* Do the files hold every page of @t already?  A transaction sent again
+ * to a new worker (the last one died before reporting it) may have been
+ * written: that is not a divergence. */
+static bool already_applied(struct adb *d, const struct eng_txn *t, bool wal,
+			    uint8_t *buf)
+{
+	uint32_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (read_page(d, t, t->pgnos[i], wal, buf) != 0 ||
+		    memcmp(buf, t->pages + (size_t)i * t->page_size,
+			   t->page_size) != 0)
+			return false;
+	return true;
+}
+
 /* Each page about to be overwritten must be what the leader overwrote
  * (eng_txn.old_hashes): else the files here diverged (a disk, or
- * somebody, changed them) and nothing is written. */
+ * somebody, changed them) and nothing is written.  1 when they hold the
+ * transaction already (nothing to write), 0 to write it, or an error. */
 static int check_files(struct adb *d, const struct eng_txn *t, bool wal)
 {
 	uint8_t *buf;
@@ -353,13 +370,20 @@ static int check_files(struct adb *d, const struct eng_txn *t, bool wal)
 		if (t->old_hashes[i] == 0)
 			continue; /* a page the database did not have */
 		rv = read_page(d, t, t->pgnos[i], wal, buf);
-		if (rv == 0 && qf_page_hash(t->pgnos[i], buf, t->page_size) !=
-				       t->old_hashes[i]) {
+		if (rv != 0 || qf_page_hash(t->pgnos[i], buf, t->page_size) ==
+				       t->old_hashes[i])
+			continue;
+		if (already_applied(d, t, wal, buf)) {
+			QF_LOG(QF_INFO, "applier db=%s: transaction already in "
+			       "the files (sent again)", d->name);
+			rv = 1;
+		} else {
 			QF_LOG(QF_ERROR, "applier db=%s: page %u differs from "
 			       "the leader's before this transaction",
 			       d->name, t->pgnos[i]);
 			rv = QF_EDIVERGED;
 		}
+		break;
 	}
 	free(buf);
 	return rv;
@@ -392,7 +416,7 @@ static int apply_txn(struct net_applier *a, const struct eng_txn *t)
 	       st.st_size > 0 && was_wal && becomes_wal ? "wal" : "direct");
 	rv = check_files(d, t, st.st_size > 0 && was_wal);
 	if (rv != 0)
-		return rv;
+		return rv > 0 ? 0 : rv;
 	if (st.st_size > 0 && was_wal && becomes_wal)
 		return apply_wal(a, d, t);
 	return apply_direct(a, d, t, fd, was_wal);

@@ -12,6 +12,7 @@
 
 
 static void resend_applying(struct net_server *s, struct applying *a);
+static void respawn_soon(struct net_server *s);
 
 /* Loop thread: one frame to the current worker.  0, or -errno when
  * there is no worker or no memory. */
@@ -77,7 +78,7 @@ void net_server_apply(void *server, const struct eng_txn *t, uint64_t index)
 	a->next = s->applying;
 	s->applying = a;
 	if (s->worker == NULL && !s->stopping)
-		(void)net__worker_spawn(s); /* its HELLO sends what is applying */
+		respawn_soon(s); /* its HELLO sends what is applying */
 	else if (s->worker != NULL && s->worker->hello)
 		(void)send_apply(s, a);
 }
@@ -170,6 +171,8 @@ static void respawn_cb(uv_timer_t *t)
  * ago: a worker that dies on every transaction must not spin. */
 static void respawn_soon(struct net_server *s)
 {
+	if (uv_is_active((uv_handle_t *)&s->kill_timer))
+		return; /* a respawn is due already */
 	if (uv_now(eng_loop(s->engine)) - s->spawned_ms >= 1000)
 		(void)net__worker_spawn(s);
 	else

@@ -10,6 +10,7 @@ alike, local writes on a follower fail at once without changing
 anything, and a follower that was down catches up when it restarts."""
 import contextlib
 import os
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -357,6 +358,64 @@ def test_diverged_follower_resynchronises(cluster, mode):
     wait_until(lambda: count(victim, db) == 3, VISIBLE_WITHIN, "row 3")
     same_everywhere(cluster, db)
     print(f"resynchronised {took:.2f} s after the write")
+
+
+def children(pid):
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+@pytest.mark.deadline(120)
+def test_dying_applier_is_respawned_at_most_once_a_second(cluster):
+    """A follower's SQL worker (its applier) killed as soon as it appears,
+    again and again, while the leader writes: the daemon starts a new one
+    at most about once a second (one that dies on every transaction must
+    not spin), keeps running, and catches up once a worker lives.  A
+    transaction sent again to the new worker is not taken for a
+    divergence."""
+    leader, victim = cluster[0], cluster[2]
+    db = "respawn.db"
+    qflib.cli(leader.path(db), "CREATE TABLE t(x);\n", mode="wal")
+    wait_until(lambda: count(victim, db) == 0, VISIBLE_WITHIN, "table")
+    stop = threading.Event()
+    written = [0]
+
+    def writer():
+        with contextlib.closing(qflib.connect(leader.path(db),
+                                              mode="wal")) as c:
+            while not stop.is_set():
+                c.execute("INSERT INTO t VALUES (1)")
+                written[0] += 1
+
+    th = threading.Thread(target=writer)
+    th.start()
+    killed = set()
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < 4:
+            for p in children(victim.pid):
+                if p not in killed:
+                    killed.add(p)
+                    os.kill(p, signal.SIGKILL)
+            time.sleep(0.002)
+    finally:
+        stop.set()
+        th.join()
+    took = time.monotonic() - t0
+    assert victim.alive()
+    assert written[0] > 0
+    assert 2 <= len(killed) <= took + 2, (len(killed), took)
+    wait_until(lambda: count(victim, db) == written[0], 15, "caught up")
+    assert "DIVERGED" not in victim.log(), victim.log_tail(30)
+    same_everywhere(cluster, db)
+    print(f"respawn: {len(killed)} workers killed in {took:.1f} s, "
+          f"{written[0]} commits")
 
 
 @pytest.mark.deadline(240)

@@ -137,8 +137,13 @@ TEST(engine_snapshot, rebuilds_deleted_database)
 		ASSERT_EQ(ef_commit_ok(&f, ef_txn_diff("s.db", &img[k - 1],
 						       &img[k])),
 			  0);
-	ef_stop(&f);
+	/* Snapshots are written in the threadpool, behind whatever else
+	 * waits there (raft preparing and prefilling segments): give the
+	 * first one time to land before stopping. */
 	snprintf(raft, sizeof raft, "%s/raft", f.data);
+	for (k = 0; k < 500 && count_files(raft, "snapshot-") == 0; k++)
+		usleep(10000);
+	ef_stop(&f);
 	ASSERT_TRUE(count_files(raft, "snapshot-") > 0);
 	ASSERT_TRUE(first_log_index(raft) > first_index);
 	ef_path(&f, path, sizeof path, "db", "s.db");
