@@ -360,17 +360,6 @@ def test_diverged_follower_resynchronises(cluster, mode):
     print(f"resynchronised {took:.2f} s after the write")
 
 
-def children(pid):
-    out = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                out += [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-    return out
-
-
 @pytest.mark.deadline(120)
 def test_dying_applier_is_respawned_at_most_once_a_second(cluster):
     """A follower's SQL worker (its applier) killed as soon as it appears,
@@ -399,7 +388,7 @@ def test_dying_applier_is_respawned_at_most_once_a_second(cluster):
     t0 = time.monotonic()
     try:
         while time.monotonic() - t0 < 4:
-            for p in children(victim.pid):
+            for p in qflib.child_pids(victim.pid):
                 if p not in killed:
                     killed.add(p)
                     os.kill(p, signal.SIGKILL)

@@ -53,14 +53,7 @@ FUSE_THREADS = 16  # the daemon's --threads default: they come and go
 def family(pid):
     """The daemon and its children (the SQL worker process, which runs
     the sessions)."""
-    pids = [pid]
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                pids += [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-    return pids
+    return [pid] + qflib.child_pids(pid)
 
 
 def fd_targets(pid):

@@ -42,6 +42,18 @@ STOP_TIMEOUT = 30.0
 _used_ports = set()
 
 
+def child_pids(pid):
+    """Process ids of @pid's children (the daemon's SQL worker)."""
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
 def free_port():
     """A loopback port that is free now and not handed out before in this
     session (random, to stay clear of other developers' daemons)."""
