@@ -39,6 +39,7 @@ import json
 import os
 import random
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -254,11 +255,12 @@ class Node:
         self.addr = "127.0.0.1:%d" % port
         self.proc = None
 
-    def start(self, quorafs, join=None):
+    def start(self, quorafs, join=None, extra=()):
         os.makedirs(self.mnt)
         cmd = [quorafs, "mount", "--data-dir", self.data, "--mount",
                self.mnt, "--id", str(self.id), "--address", self.addr]
         cmd += ["--join", join] if join else ["--bootstrap"]
+        cmd += list(extra)
         log("node %d: %s" % (self.id, " ".join(cmd)))
         with open(self.log, "w") as logf:
             try:
@@ -330,19 +332,20 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, quorafs, wd):
+    def __init__(self, quorafs, wd, extra=()):
         self.quorafs = quorafs
         self.wd = wd
+        self.extra = list(extra)
         self.nodes = []
 
     def start(self):
         ports = free_ports(NODES)
         self.nodes = [Node(self.wd, i + 1, ports[i]) for i in range(NODES)]
         first = self.nodes[0]
-        first.start(self.quorafs)
+        first.start(self.quorafs, extra=self.extra)
         first.wait_ready()
         for n in self.nodes[1:]:
-            n.start(self.quorafs, join=first.addr)
+            n.start(self.quorafs, join=first.addr, extra=self.extra)
         for n in self.nodes[1:]:
             n.wait_ready()
         # Wait until all three are voters and there is a leader.
@@ -615,7 +618,7 @@ def run(args, state):
         workers, args, os.path.join(raw_dir, "raw%d.db" % WRITERS), WRITERS)
 
     # The cluster.
-    cluster = Cluster(args.quorafs, wd)
+    cluster = Cluster(args.quorafs, wd, shlex.split(args.daemon_args))
     state["cluster"] = cluster
     log("starting a %d-node cluster" % NODES)
     members = cluster.start()
@@ -734,6 +737,10 @@ def parse_args(argv):
                          "directory")
     ap.add_argument("--keep", action="store_true",
                     help="keep the scratch directory (databases, logs)")
+    ap.add_argument("--daemon-args", metavar="ARGS", default="",
+                    help="extra arguments for every node's quorafs mount, "
+                         "one shell-quoted string "
+                         "(--daemon-args='--snapshot-threshold 65536')")
     ap.add_argument("--json", action="store_true",
                     help="also print the results as one JSON object on "
                          "the last line")
