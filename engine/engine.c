@@ -444,7 +444,8 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 	if (!e->live) { /* live followers check this in log order (follow.c) */
 		rv = eng__db_covered(d, en.txn, index);
 		if (rv != 0) {
-			d->diverged = rv < 0;
+			if (rv < 0)
+				d->diverged = true;
 			rv = rv < 0 ? rv : 0;
 			goto out;
 		}

@@ -62,8 +62,9 @@ int eng_walw_write(struct eng_walw *w, const struct eng_txn *t);
 void eng_walw_close(struct eng_walw *w);
 /* Read page @pgno of the database as a new reader would see it: its
  * last frame in the published log, else the database file (@db_fd);
- * zeros past the end.  0, QF_EMALFORMED (an index SQLite must recover
- * first, or a log of another page size) or -errno. */
+ * zeros past the end, under the WRITE lock.  0, -EBUSY (the lock is
+ * held: retry), QF_EMALFORMED (an index SQLite must recover first, or a
+ * log of another page size) or -errno. */
 int eng_walw_read_page(struct eng_walw *w, int db_fd, uint32_t pgno,
 		       uint32_t page_size, uint8_t *buf);
 /* Frames in the log after the last successful write (its mxFrame). */

@@ -24,6 +24,7 @@
 /* A diverged database's image is asked for again this often until one
  * is installed. */
 #define RESYNC_RETRY_MS 2000
+#define RESYNC_SCAN_MS 200 /* how often the timer looks for them */
 
 struct eng_follow_item {
 	struct eng_txn *txn;
@@ -50,29 +51,31 @@ static void drop_head(struct eng_follower *f, struct eng_db *d)
 	f->queued--;
 }
 
-static void ask_image(struct eng_follower *f, struct eng_db *d)
+/* Ask for @d's image, at most every RESYNC_RETRY_MS (an install that
+ * fails must not turn into back-to-back transfers of the database). */
+static void ask_image(struct eng_follower *f, struct eng_db *d,
+		      uint64_t now_ms)
 {
-	d->resync_asked_ms = eng__now_ms();
-	f->any_diverged = true;
-	if (f->resync != NULL)
-		f->resync(f->resync_arg, d->name);
+	if (f->resync == NULL || d->fq_busy ||
+	    (d->resync_asked_ms != 0 &&
+	     now_ms - d->resync_asked_ms < RESYNC_RETRY_MS))
+		return;
+	d->resync_asked_ms = now_ms;
+	f->resync(f->resync_arg, d->name);
 }
 
 void eng__follow_tick(struct eng_follower *f, uint64_t now_ms)
 {
 	struct eng_db *d;
-	bool any = false;
 
-	if (!f->any_diverged)
+	/* Every diverged database, however it was found (the applier, a
+	 * replayed entry, the state check), until an image repairs it. */
+	if (now_ms - f->scanned_ms < RESYNC_SCAN_MS)
 		return;
-	for (d = f->dbs->head; d != NULL; d = d->next) {
-		if (!d->diverged || d->fq_busy)
-			continue;
-		any = true;
-		if (now_ms - d->resync_asked_ms >= RESYNC_RETRY_MS)
-			ask_image(f, d);
-	}
-	f->any_diverged = any;
+	f->scanned_ms = now_ms;
+	for (d = f->dbs->head; d != NULL; d = d->next)
+		if (d->diverged)
+			ask_image(f, d, now_ms);
 }
 
 /* @d's files no longer follow the log: say so, remember it across a
@@ -94,7 +97,7 @@ static void files_diverged(struct eng_follower *f, struct eng_db *d)
 	       d->name, f->resync != NULL
 				? "they are resynchronised from the leader"
 				: "a snapshot replaces them");
-	ask_image(f, d);
+	ask_image(f, d, eng__now_ms());
 }
 
 /* Hand the head (not an image) on: 0 when the applier has it, else the
@@ -130,14 +133,27 @@ static int hand_over(struct eng_follower *f, struct eng_db *d,
 }
 
 /* An image replaces the state whatever it was: that is the repair. */
-static int hand_over_image(struct eng_db *d, struct eng_follow_item *it)
+static int hand_over_image(struct eng_follower *f, struct eng_db *d,
+			   struct eng_follow_item *it)
 {
+	uint64_t seq = d->seq;
+	int rv;
+
 	d->seq = it->txn->seq - 1;
 	it->txn->cksum_before = d->cksum;
+	rv = eng__db_apply(d, it->txn, it->index); /* d unchanged on error */
+	if (rv != 0) {
+		d->seq = seq;
+		QF_LOG(QF_ERROR, "db=%s: image seq=%llu not installed: %s",
+		       d->name, (unsigned long long)it->txn->seq,
+		       qf_strerror(rv));
+		files_diverged(f, d);
+		return rv;
+	}
 	d->diverged = false;
 	d->base_seq = it->txn->seq;
 	d->base_cksum = it->txn->cksum_after;
-	return eng__db_apply(d, it->txn, it->index);
+	return 0;
 }
 
 /* Hand @d's next transaction to the applier, if it can go. */
@@ -147,7 +163,7 @@ static void send_next(struct eng_follower *f, struct eng_db *d)
 
 	while (f->fn != NULL && !d->fq_busy && d->fq_head != NULL) {
 		it = d->fq_head;
-		if (it->reset ? hand_over_image(d, it) != 0
+		if (it->reset ? hand_over_image(f, d, it) != 0
 			      : hand_over(f, d, it) != 0) {
 			drop_head(f, d);
 			continue;

@@ -14,7 +14,7 @@ struct eng_follower {
 	 * (eng_set_resync); NULL: none is asked for. */
 	eng_resync_fn resync;
 	void *resync_arg;
-	bool any_diverged; /* a database may wait for an image */
+	uint64_t scanned_ms; /* last look for diverged databases */
 };
 
 void eng__follow_init(struct eng_follower *f, struct eng_dbs *dbs);

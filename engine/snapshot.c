@@ -29,6 +29,13 @@ int eng__snapshot_take(struct eng_dbs *s, uint64_t index,
 	uint8_t *p;
 
 	for (d = s->head; d != NULL; d = d->next) {
+		if (d->diverged) {
+			/* Its files do not hold its state: nothing to copy
+			 * until an image repairs them (raft tries later). */
+			QF_LOG(QF_WARN, "snapshot postponed: db=%s is diverged",
+			       d->name);
+			return RAFT_BUSY;
+		}
 		if (d->db_pages == 0)
 			continue;
 		size += REC_FIXED + pad8(strlen(d->name)) + 8;

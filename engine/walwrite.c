@@ -492,8 +492,25 @@ static int find_frame(struct eng_walw *w, uint32_t pgno, uint32_t mx_frame,
 	return 0;
 }
 
+static int read_page_locked(struct eng_walw *w, int db_fd, uint32_t pgno,
+			    uint32_t page_size, uint8_t *buf);
+
 int eng_walw_read_page(struct eng_walw *w, int db_fd, uint32_t pgno,
 		       uint32_t page_size, uint8_t *buf)
+{
+	/* The WRITE lock keeps a checkpoint from restarting or truncating
+	 * the log between finding the frame and reading it. */
+	int rv = shm_lock(w, F_WRLCK, SHM_WRITE_LOCK, 1);
+
+	if (rv != 0)
+		return rv;
+	rv = read_page_locked(w, db_fd, pgno, page_size, buf);
+	(void)shm_lock(w, F_UNLCK, SHM_WRITE_LOCK, 1);
+	return rv;
+}
+
+static int read_page_locked(struct eng_walw *w, int db_fd, uint32_t pgno,
+			    uint32_t page_size, uint8_t *buf)
 {
 	struct idx_hdr h;
 	uint32_t frame = 0;

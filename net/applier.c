@@ -309,48 +309,46 @@ static void make_parents(const char *path)
 }
 
 /* Page @pgno as a reader sees it: through the WAL when @wal. */
-static int read_page(struct adb *d, const struct eng_txn *t, uint32_t pgno,
-		     bool wal, uint8_t *buf)
+static int read_page(struct net_applier *a, struct adb *d,
+		     const struct eng_txn *t, uint32_t pgno, bool wal,
+		     uint8_t *buf)
 {
+	unsigned waited = 0;
+	bool recovered = false;
 	long got;
 	int rv;
 
-	if (wal) {
-		rv = eng_walw_read_page(d->w, d->db_fd, pgno, t->page_size, buf);
-		if (rv == QF_EMALFORMED && sqlite_touch(d) == 0)
-			rv = eng_walw_read_page(d->w, d->db_fd, pgno,
-						t->page_size, buf);
+	if (!wal) {
+		got = qf_pread_full(d->db_fd, buf, t->page_size,
+				    (int64_t)(pgno - 1) * t->page_size);
+		if (got < 0)
+			return (int)got;
+		memset(buf + got, 0, t->page_size - (size_t)got);
+		return 0;
+	}
+	while (true) {
+		rv = eng_walw_read_page(d->w, d->db_fd, pgno, t->page_size,
+					buf);
+		if (rv == -EBUSY) { /* a checkpoint holds the WRITE lock */
+			if (!wait_lock(a, d->name, &waited))
+				return QF_ESHUTDOWN;
+			continue;
+		}
+		if (rv == QF_EMALFORMED && !recovered) {
+			recovered = true;
+			if (sqlite_touch(d) == 0)
+				continue; /* SQLite rebuilt the index */
+		}
 		return rv;
 	}
-	got = qf_pread_full(d->db_fd, buf, t->page_size,
-			    (int64_t)(pgno - 1) * t->page_size);
-	if (got < 0)
-		return (int)got;
-	memset(buf + got, 0, t->page_size - (size_t)got);
-	return 0;
-}
-
-/* Do the files hold every page of @t already?  A transaction sent again
- * to a new worker (the last one died before reporting it) may have been
- * written: that is not a divergence. */
-static bool already_applied(struct adb *d, const struct eng_txn *t, bool wal,
-			    uint8_t *buf)
-{
-	uint32_t i;
-
-	for (i = 0; i < t->n; i++)
-		if (read_page(d, t, t->pgnos[i], wal, buf) != 0 ||
-		    memcmp(buf, t->pages + (size_t)i * t->page_size,
-			   t->page_size) != 0)
-			return false;
-	return true;
 }
 
 /* Each page about to be overwritten must be what the leader overwrote
- * (eng_txn.old_hashes): else the files here diverged (a disk, or
- * somebody, changed them) and nothing is written.  1 when they hold the
- * transaction already (nothing to write), 0 to write it, or an error. */
-static int check_files(struct adb *d, const struct eng_txn *t, bool wal)
+ * (eng_txn.old_hashes), or already what this transaction writes (it was
+ * sent again after a worker died partway): else the files here diverged
+ * (a disk, or somebody, changed them) and nothing is written. */
+static int check_files(struct net_applier *a, struct adb *d,
+		       const struct eng_txn *t, bool wal)
 {
 	uint8_t *buf;
 	uint32_t i;
@@ -369,21 +367,17 @@ static int check_files(struct adb *d, const struct eng_txn *t, bool wal)
 	for (i = 0; i < t->n && rv == 0; i++) {
 		if (t->old_hashes[i] == 0)
 			continue; /* a page the database did not have */
-		rv = read_page(d, t, t->pgnos[i], wal, buf);
-		if (rv != 0 || qf_page_hash(t->pgnos[i], buf, t->page_size) ==
-				       t->old_hashes[i])
+		rv = read_page(a, d, t, t->pgnos[i], wal, buf);
+		if (rv != 0 ||
+		    qf_page_hash(t->pgnos[i], buf, t->page_size) ==
+			    t->old_hashes[i] ||
+		    memcmp(buf, t->pages + (size_t)i * t->page_size,
+			   t->page_size) == 0)
 			continue;
-		if (already_applied(d, t, wal, buf)) {
-			QF_LOG(QF_INFO, "applier db=%s: transaction already in "
-			       "the files (sent again)", d->name);
-			rv = 1;
-		} else {
-			QF_LOG(QF_ERROR, "applier db=%s: page %u differs from "
-			       "the leader's before this transaction",
-			       d->name, t->pgnos[i]);
-			rv = QF_EDIVERGED;
-		}
-		break;
+		QF_LOG(QF_ERROR, "applier db=%s: page %u differs from the "
+		       "leader's before this transaction", d->name,
+		       t->pgnos[i]);
+		rv = QF_EDIVERGED;
 	}
 	free(buf);
 	return rv;
@@ -414,9 +408,9 @@ static int apply_txn(struct net_applier *a, const struct eng_txn *t)
 	QF_LOG(QF_DEBUG, "applier db=%s: %u pages, size %u -> %s", d->name,
 	       t->n, t->db_pages,
 	       st.st_size > 0 && was_wal && becomes_wal ? "wal" : "direct");
-	rv = check_files(d, t, st.st_size > 0 && was_wal);
+	rv = check_files(a, d, t, st.st_size > 0 && was_wal);
 	if (rv != 0)
-		return rv > 0 ? 0 : rv;
+		return rv;
 	if (st.st_size > 0 && was_wal && becomes_wal)
 		return apply_wal(a, d, t);
 	return apply_direct(a, d, t, fd, was_wal);

@@ -28,7 +28,8 @@
  *              @serial = its raft index; payload = u32 n, n u64 hashes
  *              the entry's pages must have before (0: not checked;
  *              n = 0: no check at all), then the log entry (engine.h's
- *              format)
+ *              format); split over consecutive APPLY frames of one
+ *              serial, flagged NET_LINK_MORE but the last
  * Worker to daemon:
  *   OUT        payload = one complete encoded response message
  *   DROP       the session cannot answer (out of memory): close
@@ -48,6 +49,9 @@
 
 #define NET_LINK_HDR 16
 #define NET_LINK_LEADER 1 /* flags bit of SUBMIT */
+#define NET_LINK_MORE 1	  /* flags bit of APPLY: the payload goes on in
+			     the next APPLY frame (each frame is at most
+			     the link's max_msg; an image can be larger) */
 
 enum {
 	NET_LINK_SUBMIT = 1,

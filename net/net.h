@@ -19,6 +19,7 @@ struct net_server_config {
 	const char *mount;	   /* where SQL sessions open databases */
 	unsigned max_conns;	   /* connections at once (default 256) */
 	size_t max_msg;		   /* largest request, header included */
+	unsigned max_stmts;	   /* per connection (default 1024) */
 	unsigned busy_timeout_ms;  /* SQLite busy timeout (default 10000) */
 	/* SQL requests wait for net_server_open() (the mount is not up
 	 * yet while a joining node catches up): FAILURE until then. */
@@ -70,6 +71,7 @@ struct net_worker_config {
 	const char *mount;	  /* where sessions open databases */
 	unsigned busy_timeout_ms; /* SQLite busy timeout */
 	size_t max_msg;		  /* largest message, header included */
+	unsigned max_stmts;	  /* per session (0: the default) */
 };
 
 /* Serve sessions over the link until the daemon closes it; then free

@@ -221,10 +221,13 @@ static void fetch_done(uv_work_t *req, int status)
 			*pp = j->next;
 			break;
 		}
-	if (rv != 0) {
+	if (s->stopping) {
+		/* nothing to install any more */
+	} else if (rv != 0) {
 		QF_LOG(QF_WARN, "db=%s: fetching the leader's image from %s: "
-		       "%s (asked again shortly)", j->db, j->leader, j->err);
-	} else if (!s->stopping) {
+		       "%s (asked again shortly)", j->db, j->leader,
+		       status != 0 ? "cancelled" : j->err);
+	} else {
 		t = image_txn(j);
 		rv = t != NULL ? eng_resync(s->engine, t) : -ENOMEM;
 		if (rv == -EAGAIN)

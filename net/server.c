@@ -787,6 +787,10 @@ void net_server_stop(struct net_server *s)
 {
 	if (s == NULL)
 		return;
+	/* Queued before the stop (eng_call runs in order): the engine then
+	 * never calls into the server after it is freed. */
+	(void)eng_set_applier(s->engine, NULL, NULL);
+	(void)eng_set_resync(s->engine, NULL, NULL);
 	if (eng_call(s->engine, stop_on_loop, s) == 0)
 		(void)wait_done(s);
 	server_free(s);

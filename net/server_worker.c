@@ -11,6 +11,8 @@
 
 
 
+#define APPLY_FRAME_MAX ((size_t)1 << 30) /* well inside the u32 length */
+
 static void resend_applying(struct net_server *s, struct applying *a);
 static void respawn_soon(struct net_server *s);
 
@@ -42,13 +44,26 @@ void net__send_ack(struct net_server *s, uint64_t serial, size_t n)
 }
 
 
+/* In frames of at most max_msg bytes, written back to back. */
 static int send_apply(struct net_server *s, struct applying *a)
 {
-	struct net_link_hdr h = {.len = (uint32_t)a->len,
-				 .kind = NET_LINK_APPLY,
-				 .serial = a->index};
+	size_t off = 0, n;
+	int rv = 0;
 
-	return net__worker_send(s, &h, a->entry);
+	do {
+		struct net_link_hdr h = {.kind = NET_LINK_APPLY,
+					 .serial = a->index};
+
+		size_t max = s->cfg.max_msg < APPLY_FRAME_MAX ? s->cfg.max_msg
+							       : APPLY_FRAME_MAX;
+
+		n = a->len - off < max ? a->len - off : max;
+		h.len = (uint32_t)n;
+		h.flags = off + n < a->len ? NET_LINK_MORE : 0;
+		rv = net__worker_send(s, &h, a->entry + off);
+		off += n;
+	} while (rv == 0 && off < a->len);
+	return rv;
 }
 
 void net_server_apply(void *server, const struct eng_txn *t, uint64_t index)
@@ -163,8 +178,9 @@ static void respawn_cb(uv_timer_t *t)
 {
 	struct net_server *s = t->data;
 
-	if (s->worker == NULL && !s->stopping && s->applying != NULL)
-		(void)net__worker_spawn(s);
+	if (s->worker == NULL && !s->stopping && s->applying != NULL &&
+	    net__worker_spawn(s) != 0)
+		(void)uv_timer_start(&s->kill_timer, respawn_cb, 1000, 0);
 }
 
 /* A new worker at once, unless the last one started less than a second
@@ -173,9 +189,9 @@ static void respawn_soon(struct net_server *s)
 {
 	if (uv_is_active((uv_handle_t *)&s->kill_timer))
 		return; /* a respawn is due already */
-	if (uv_now(eng_loop(s->engine)) - s->spawned_ms >= 1000)
-		(void)net__worker_spawn(s);
-	else
+	/* A spawn that fails is tried again a second later. */
+	if (uv_now(eng_loop(s->engine)) - s->spawned_ms < 1000 ||
+	    net__worker_spawn(s) != 0)
 		(void)uv_timer_start(&s->kill_timer, respawn_cb, 1000, 0);
 }
 
@@ -265,9 +281,9 @@ int net__worker_spawn(struct net_server *s)
 {
 	uv_loop_t *loop = eng_loop(s->engine);
 	struct worker *w = calloc(1, sizeof *w);
-	char exe[4096], busy[32], max_msg[32];
+	char exe[4096], busy[32], max_msg[32], max_stmts[32];
 	size_t exe_len = sizeof exe;
-	char *args[12];
+	char *args[14];
 	uv_stdio_container_t stdio[4];
 	uv_process_options_t o;
 	int rv;
@@ -289,6 +305,7 @@ int net__worker_spawn(struct net_server *s)
 	s->handles_open++;
 	snprintf(busy, sizeof busy, "%u", s->cfg.busy_timeout_ms);
 	snprintf(max_msg, sizeof max_msg, "%zu", s->cfg.max_msg);
+	snprintf(max_stmts, sizeof max_stmts, "%u", s->cfg.max_stmts);
 	args[0] = exe;
 	args[1] = (char *)NET_WORKER_COMMAND;
 	args[2] = (char *)"--mount";
@@ -299,7 +316,9 @@ int net__worker_spawn(struct net_server *s)
 	args[7] = max_msg;
 	args[8] = (char *)"--log-level";
 	args[9] = (char *)qf_log_level_name(qf_log_level());
-	args[10] = NULL;
+	args[10] = (char *)"--max-statements";
+	args[11] = max_stmts;
+	args[12] = NULL;
 	memset(stdio, 0, sizeof stdio);
 	stdio[0].flags = UV_IGNORE;
 	stdio[1].flags = UV_INHERIT_FD;

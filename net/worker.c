@@ -47,6 +47,8 @@ struct worker {
 	struct wsess *sessions;
 	atomic_int leader;
 	struct net_applier *applier;
+	uint8_t *apply_buf; /* an APPLY split over frames, so far */
+	size_t apply_len;
 };
 
 /* Any thread: write one frame whole.  0 or -errno. */
@@ -137,6 +139,7 @@ static struct wsess *new_session(struct worker *w, uint64_t serial)
 	sc.mount = w->c->mount;
 	sc.busy_timeout_ms = w->c->busy_timeout_ms;
 	sc.max_msg = w->c->max_msg;
+	sc.max_stmts = w->c->max_stmts;
 	sc.is_leader = session_is_leader;
 	sc.out = session_out;
 	sc.arg = s;
@@ -241,6 +244,44 @@ static void ack(struct worker *w, uint64_t serial, const uint8_t *payload,
 	pthread_mutex_unlock(&w->mu);
 }
 
+/* One APPLY frame: the whole transaction, or a piece of a larger one
+ * (NET_LINK_MORE) gathered until its last.  @*payload may be taken. */
+static void apply_frame(struct worker *w, const struct net_link_hdr *h,
+			uint8_t **payload)
+{
+	uint8_t *p;
+
+	if (w->apply_len == 0 && !(h->flags & NET_LINK_MORE)) {
+		if (*payload != NULL)
+			net__applier_submit(w->applier, h->serial, *payload,
+					    h->len);
+		*payload = NULL;
+		return;
+	}
+	p = realloc(w->apply_buf, w->apply_len + h->len);
+	if (p == NULL) {
+		/* The transaction is lost here: the daemon sees no APPLIED
+		 * and the database waits; say why. */
+		QF_LOG(QF_ERROR, "applier index=%llu: out of memory for a "
+		       "%zu-byte transaction", (unsigned long long)h->serial,
+		       w->apply_len + h->len);
+		free(w->apply_buf);
+		w->apply_buf = NULL;
+		w->apply_len = 0;
+		return;
+	}
+	if (h->len > 0)
+		memcpy(p + w->apply_len, *payload, h->len);
+	w->apply_buf = p;
+	w->apply_len += h->len;
+	if (h->flags & NET_LINK_MORE)
+		return;
+	net__applier_submit(w->applier, h->serial, w->apply_buf,
+			    w->apply_len);
+	w->apply_buf = NULL;
+	w->apply_len = 0;
+}
+
 /* @*payload may be taken (set to NULL). */
 static void handle_frame(struct worker *w, const struct net_link_hdr *h,
 			 uint8_t **payload)
@@ -249,11 +290,7 @@ static void handle_frame(struct worker *w, const struct net_link_hdr *h,
 
 	switch (h->kind) {
 	case NET_LINK_APPLY:
-		if (*payload != NULL) {
-			net__applier_submit(w->applier, h->serial, *payload,
-					    h->len);
-			*payload = NULL;
-		}
+		apply_frame(w, h, payload);
 		break;
 	case NET_LINK_SUBMIT:
 		submit(w, h, *payload);
@@ -372,6 +409,7 @@ int net_worker_run(const struct net_worker_config *c)
 	if (rv < 0)
 		QF_LOG(QF_ERROR, "sql worker: link: %s", qf_strerror(rv));
 	net__applier_stop(w.applier);
+	free(w.apply_buf); /* an APPLY cut short by the daemon's end */
 	close_all(&w);
 	pthread_cond_destroy(&w.frees_cond);
 	pthread_mutex_destroy(&w.mu);

@@ -27,7 +27,8 @@ struct opts {
 	const char *data_dir, *mount, *address, *join;
 	unsigned long long id;
 	bool bootstrap, fsync_wal, allow_other, direct_wal;
-	unsigned threshold, trailing, threads, max_conns, busy_ms;
+	unsigned threshold, trailing, threads, max_conns, busy_ms, max_stmts;
+	size_t max_msg;
 	unsigned election_ms, heartbeat_ms;
 };
 
@@ -63,6 +64,10 @@ static void usage(FILE *out)
 "                          the page cache; direct I/O makes reads of pages\n"
 "                          still in the WAL slower)\n"
 "  --max-conns N           wire-protocol connections at once (default 256)\n"
+"  --max-message BYTES     largest wire-protocol message (default 67108864,\n"
+"                          at least 65536); larger requests are refused\n"
+"  --max-statements N      prepared statements open per connection\n"
+"                          (default 1024)\n"
 "  --busy-timeout MS       how long a remote statement waits for SQLite's\n"
 "                          locks (default 10000)\n"
 "  --log-level LEVEL       debug, info (default), warn or error\n"
@@ -106,6 +111,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"allow-other", no_argument, NULL, 'A'},
 		{"direct-wal", no_argument, NULL, 'C'},
 		{"max-conns", required_argument, NULL, 'M'},
+		{"max-message", required_argument, NULL, 'X'},
+		{"max-statements", required_argument, NULL, 'S'},
 		{"busy-timeout", required_argument, NULL, 'B'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"join", required_argument, NULL, 'j'},
@@ -141,7 +148,14 @@ static int parse(int argc, char **argv, struct opts *o)
 				return -1;
 			}
 			break;
-		case 'T': case 'R': case 't': case 'M': case 'B': case 'E': case 'H':
+		case 'X':
+			if (parse_uint(optarg, 1u << 30, &v) != 0 || v < 65536) {
+				fprintf(stderr, "quorafs mount: --max-message needs a number of bytes from 65536 to 1073741824, not '%s'\n", optarg);
+				return -1;
+			}
+			o->max_msg = (size_t)v;
+			break;
+		case 'T': case 'R': case 't': case 'M': case 'B': case 'E': case 'H': case 'S':
 			if (parse_uint(optarg, 1u << 30, &v) != 0 || v == 0) {
 				fprintf(stderr, "quorafs mount: --%s needs a positive integer, not '%s'\n",
 					longs[idx].name, optarg);
@@ -153,6 +167,7 @@ static int parse(int argc, char **argv, struct opts *o)
 			else if (c == 'B') o->busy_ms = (unsigned)v;
 			else if (c == 'E') o->election_ms = (unsigned)v;
 			else if (c == 'H') o->heartbeat_ms = (unsigned)v;
+			else if (c == 'S') o->max_stmts = (unsigned)v;
 			else o->threads = (unsigned)v;
 			break;
 		case 'l':
@@ -585,6 +600,8 @@ int qf_cmd_mount(int argc, char **argv)
 	nc.address = eng_address(e);
 	nc.mount = mnt;
 	nc.max_conns = o.max_conns;
+	nc.max_msg = o.max_msg;
+	nc.max_stmts = o.max_stmts;
 	nc.busy_timeout_ms = o.busy_ms;
 	nc.start_closed = true;
 	nc.on_applier = on_applier;

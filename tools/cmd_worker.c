@@ -12,7 +12,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 "usage: quorafs " NET_WORKER_COMMAND " --mount DIR [--busy-timeout MS]\n"
-"                 [--max-msg BYTES] [--log-level LEVEL]\n\n"
+"                 [--max-msg BYTES] [--max-statements N]\n"
+"                 [--log-level LEVEL]\n\n"
 "Runs the SQL sessions of a quorafs daemon's wire-protocol server in a\n"
 "process of its own.  The daemon starts it with the link on fd %d; it is\n"
 "not meant to be run by hand.\n", NET_WORKER_FD);
@@ -34,6 +35,7 @@ int qf_cmd_worker(int argc, char **argv)
 		{"mount", required_argument, NULL, 'm'},
 		{"busy-timeout", required_argument, NULL, 'B'},
 		{"max-msg", required_argument, NULL, 'M'},
+		{"max-statements", required_argument, NULL, 'S'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -48,6 +50,16 @@ int qf_cmd_worker(int argc, char **argv)
 		switch (opt) {
 		case 'm':
 			c.mount = optarg;
+			break;
+		case 'S':
+			/* 0: the session's default */
+			if (strcmp(optarg, "0") != 0 &&
+			    parse_positive(optarg, &v) != 0) {
+				fprintf(stderr, "quorafs %s: bad number '%s'\n",
+					NET_WORKER_COMMAND, optarg);
+				return 2;
+			}
+			c.max_stmts = strcmp(optarg, "0") == 0 ? 0 : (unsigned)v;
 			break;
 		case 'B':
 		case 'M':

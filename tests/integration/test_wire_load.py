@@ -537,3 +537,38 @@ def test_stop_under_load(node):
     n = int(qflib.cli(node.path(DB), "SELECT count(*) FROM u;\n"))
     assert sum(acked) <= n <= sum(acked) + 8, (n, acked)
     assert qflib.integrity(node.path(DB)) == "ok"
+
+
+@pytest.mark.deadline(60)
+def test_message_and_statement_limits(qf):
+    """--max-message and --max-statements: a request larger than the limit
+    is refused without storing anything or harming other connections,
+    and a connection holds at most the allowed prepared statements (a
+    finalized one frees its slot)."""
+    n = qf.node()
+    n.start(extra=["--max-message", "65536", "--max-statements", "2"])
+    c = qfwire.connect([n.address], DB, timeout=10)
+    try:
+        c.exec_sql("CREATE TABLE lim (x)")
+        c.exec_sql("INSERT INTO lim VALUES (?)", (b"x" * 30000,))
+        with pytest.raises((qfwire.Failure, qfwire.WireError, OSError)):
+            c.exec_sql("INSERT INTO lim VALUES (?)", (b"y" * 100000,))
+    finally:
+        c.close()
+    c = qfwire.connect([n.address], DB, timeout=10)
+    try:
+        s1, _ = c.prepare("SELECT 1")
+        c.prepare("SELECT 2")
+        with pytest.raises(qfwire.Failure):
+            c.prepare("SELECT 3")
+        c.finalize(s1)
+        c.prepare("SELECT 3")
+        _, rows = c.query_sql("SELECT count(*), max(length(x)) FROM lim")
+        assert rows == [(1, 30000)], rows
+    finally:
+        c.close()
+    r = qflib.run_quorafs(["mount", "--data-dir", "/nonexistent",
+                           "--mount", "/nonexistent2", "--max-message",
+                           "1000"])
+    assert r.returncode != 0 and "--max-message" in r.stderr, r.stderr
+    assert n.alive()
