@@ -210,7 +210,9 @@ int eng_image_read(struct eng *e, const char *db, const struct eng_image *im,
 /* Loop thread, on a follower: install @t (every page 1..db_pages; seq
  * and cksum_after the image's) as @db's files; taken.  0 when queued,
  * -EALREADY (not diverged: nothing to do), -EAGAIN (older than this
- * node's state: fetch again), QF_EMALFORMED (fails its checksum). */
+ * node's state: fetch again), QF_EMALFORMED (not pages 1..db_pages).  An
+ * image that fails its checksum is refused when its turn comes, and
+ * asked for again. */
 int eng_resync(struct eng *e, struct eng_txn *t);
 
 struct eng_member;

@@ -32,7 +32,7 @@ void eng__follow_done(struct eng_follower *f, const char *db, uint64_t index,
 		      int status, uint64_t wal_frames);
 /* Queue a correct image of diverged database @d (eng_resync): takes @t.
  * -EALREADY if @d is not diverged, -EAGAIN if the image is older than the
- * state here, QF_EMALFORMED if it fails its checksum. */
+ * state here, QF_EMALFORMED if it is not every page 1..db_pages. */
 int eng__follow_resync(struct eng_follower *f, struct eng_db *d,
 		       struct eng_txn *t, uint64_t index);
 /* Timer: ask again for the images of databases still diverged. */

@@ -199,7 +199,9 @@ bool eng__db_txn_is_noop(const struct eng_db *d, const struct eng_txn *t)
 	return true;
 }
 
-uint64_t eng__db_cksum_after(const struct eng_db *d, const struct eng_txn *t)
+/* The checksum after @t, with its pages' hashes from @h when given. */
+static uint64_t cksum_after(const struct eng_db *d, const struct eng_txn *t,
+			    const uint64_t *h)
 {
 	uint64_t ck = d->cksum;
 	uint32_t i, p;
@@ -215,9 +217,15 @@ uint64_t eng__db_cksum_after(const struct eng_db *d, const struct eng_txn *t)
 
 		if (!page_size_changes(d, t) && t->pgnos[i] <= d->db_pages)
 			ck ^= old_hash(d, t->pgnos[i]);
-		ck ^= qf_page_hash(t->pgnos[i], page, t->page_size);
+		ck ^= h != NULL ? h[i]
+				: qf_page_hash(t->pgnos[i], page, t->page_size);
 	}
 	return ck;
+}
+
+uint64_t eng__db_cksum_after(const struct eng_db *d, const struct eng_txn *t)
+{
+	return cksum_after(d, t, NULL);
 }
 
 int eng__db_covered(struct eng_db *d, const struct eng_txn *t, uint64_t index)
@@ -255,6 +263,7 @@ int eng__db_old_hashes(const struct eng_db *d, struct eng_txn *t)
 
 int eng__db_apply(struct eng_db *d, const struct eng_txn *t, uint64_t index)
 {
+	uint64_t *h;
 	uint32_t i, p;
 	int rv;
 
@@ -269,25 +278,32 @@ int eng__db_apply(struct eng_db *d, const struct eng_txn *t, uint64_t index)
 		       (unsigned long long)d->cksum);
 		return QF_EDIVERGED;
 	}
-	if (eng__db_cksum_after(d, t) != t->cksum_after) {
+	/* Each page hashed once (an image may be the whole database). */
+	h = malloc((t->n ? t->n : 1) * sizeof *h);
+	if (h == NULL)
+		return -ENOMEM;
+	for (i = 0; i < t->n; i++)
+		h[i] = qf_page_hash(t->pgnos[i],
+				    t->pages + (size_t)i * t->page_size,
+				    t->page_size);
+	rv = cksum_after(d, t, h) == t->cksum_after ? 0 : QF_EDIVERGED;
+	if (rv != 0)
 		QF_LOG(QF_ERROR, "divergence db=%s index=%llu: pages do not "
 		       "produce the leader's checksum", d->name,
 		       (unsigned long long)index);
-		return QF_EDIVERGED;
-	}
-	rv = ensure_hash_cap(d, t->db_pages);
-	if (rv != 0)
+	else
+		rv = ensure_hash_cap(d, t->db_pages);
+	if (rv != 0) {
+		free(h);
 		return rv;
+	}
 	if (page_size_changes(d, t))
 		memset(d->hash, 0, (size_t)d->hash_cap * sizeof *d->hash);
 	for (p = t->db_pages + 1; p <= d->db_pages && p <= d->hash_cap; p++)
 		d->hash[p - 1] = 0;
-	for (i = 0; i < t->n; i++) {
-		const uint8_t *page = t->pages + (size_t)i * t->page_size;
-
-		d->hash[t->pgnos[i] - 1] =
-			qf_page_hash(t->pgnos[i], page, t->page_size);
-	}
+	for (i = 0; i < t->n; i++)
+		d->hash[t->pgnos[i] - 1] = h[i];
+	free(h);
 	d->page_size = t->page_size;
 	d->db_pages = t->db_pages;
 	d->seq = t->seq;

@@ -23,6 +23,8 @@
 /* Reads that never caught one state (writers too fast) are described
  * and read again this many times before the request fails. */
 #define IMAGE_TRIES 3
+/* Images a leader sends at once, and fetches a follower runs at once. */
+#define IMAGES_AT_ONCE 1
 
 /* ---- the leader: IMAGE ---- */
 
@@ -121,6 +123,7 @@ static void image_done(uv_work_t *req, int status)
 			image_fail(c, j->db, rv);
 	}
 	image_free(j);
+	s->images--;
 	net__handle_closed(s);
 }
 
@@ -133,6 +136,12 @@ void net__handle_image(struct conn *c, const struct net_slice *body)
 	if (net_decode_image_req(body, &db) != 0 ||
 	    !eng_name_valid(db, strlen(db))) {
 		net__reply_failure(c, 1005, "malformed request");
+		return;
+	}
+	if (c->srv->images >= IMAGES_AT_ONCE) {
+		/* Each holds a whole database and a threadpool thread;
+		 * followers ask again. */
+		net__reply_failure(c, 5, "busy: another image is being sent");
 		return;
 	}
 	j = calloc(1, sizeof *j);
@@ -148,7 +157,9 @@ void net__handle_image(struct conn *c, const struct net_slice *body)
 		image_fail(c, db, rv);
 		free(j->db);
 		free(j);
+		return;
 	}
+	c->srv->images++;
 }
 
 /* ---- a follower: fetching ---- */
@@ -253,9 +264,8 @@ void net_server_resync(void *server, const char *db)
 
 	if (s->stopping)
 		return;
-	for (j = s->resyncs; j != NULL; j = j->next)
-		if (strcmp(j->db, db) == 0)
-			return; /* one fetch at a time */
+	if (s->resyncs != NULL)
+		return; /* one fetch at a time: the engine asks again */
 	eng_leader(s->engine, &id, leader, sizeof leader);
 	if (id == 0 || id == eng_id(s->engine))
 		return; /* no leader to ask (yet): the engine asks again */

@@ -60,6 +60,7 @@ struct net_server {
 	bool open; /* SQL served (net_server_open) */
 	struct applying *applying; /* sent to the worker, not yet done */
 	struct resync_job *resyncs; /* fetching an image (resync.c) */
+	unsigned images;	    /* IMAGE requests being served */
 	/* Start/stop handshake with the main thread. */
 	pthread_mutex_t mu;
 	pthread_cond_t cond;

@@ -539,6 +539,10 @@ int qf_cmd_mount(int argc, char **argv)
 		return 2;
 	/* A peer or client that goes away must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
+	/* libuv's threadpool (read once, at its first use) is shared by
+	 * raft's disk work, snapshots and image transfers (net/resync.c):
+	 * room for all of them.  A value set by the user is kept. */
+	(void)setenv("UV_THREADPOOL_SIZE", "8", 0);
 	sigemptyset(&stop.set);
 	sigaddset(&stop.set, SIGINT);
 	sigaddset(&stop.set, SIGTERM);

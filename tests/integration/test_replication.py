@@ -667,3 +667,33 @@ def test_journal_mode_changes_replicate(cluster):
             assert qflib.cli(f.path(db), "PRAGMA journal_mode;\n").strip() \
                 == ("wal" if mode == "wal" else "delete")
     same_everywhere(cluster, db)
+
+
+def test_image_request(cluster):
+    """quorafs's IMAGE request, what a diverged follower fetches: the
+    leader sends every page of a database at its current state; a
+    follower answers that it is not the leader; an unknown database is
+    refused."""
+    import struct
+    import sys
+    sys.path.insert(0, str(qflib.REPO / "tools"))
+    import qfwire
+    leader, follower = cluster[0], cluster[1]
+    qflib.cli(leader.path("img.db"), "CREATE TABLE t(x);\nINSERT INTO t "
+              "VALUES (randomblob(5000));\n", mode="wal")
+    image = 101  # request and response type
+    with contextlib.closing(qfwire.Conn(leader.address)) as c:
+        body = c.call(image, qfwire.enc_text("img.db"), image)
+    seq, cksum, page_size, pages = struct.unpack_from("<4Q", body)
+    assert page_size == 4096 and pages >= 3, (page_size, pages)
+    assert len(body) == 32 + page_size * pages
+    assert body[32:48] == b"SQLite format 3\0"
+    assert seq >= 2
+    with contextlib.closing(qfwire.Conn(follower.address)) as c:
+        with pytest.raises(qfwire.Failure) as e:
+            c.call(image, qfwire.enc_text("img.db"), image)
+    assert e.value.code == 10250, e.value
+    with contextlib.closing(qfwire.Conn(leader.address)) as c:
+        with pytest.raises(qfwire.Failure) as e:
+            c.call(image, qfwire.enc_text("nothere.db"), image)
+    assert "no such database" in str(e.value), e.value

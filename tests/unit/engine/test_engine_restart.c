@@ -141,7 +141,7 @@ TEST(engine_snapshot, rebuilds_deleted_database)
 	 * waits there (raft preparing and prefilling segments): give the
 	 * first one time to land before stopping. */
 	snprintf(raft, sizeof raft, "%s/raft", f.data);
-	for (k = 0; k < 500 && count_files(raft, "snapshot-") == 0; k++)
+	for (k = 0; k < 3000 && count_files(raft, "snapshot-") == 0; k++)
 		usleep(10000);
 	ef_stop(&f);
 	ASSERT_TRUE(count_files(raft, "snapshot-") > 0);
