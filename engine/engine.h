@@ -37,6 +37,11 @@ struct eng_txn {
  * allocation failure.  @db is copied. */
 struct eng_txn *eng_txn_new(const char *db, uint32_t page_size, uint32_t n);
 void eng_txn_free(struct eng_txn *t);
+/* A whole database as one transaction: pages 1..@db_pages from @pages
+ * (db_pages * page_size bytes, malloc'd), which it takes, also when it
+ * fails (NULL).  A snapshot's or a leader's image being installed. */
+struct eng_txn *eng_txn_image(const char *db, uint32_t page_size,
+			      uint32_t db_pages, uint8_t *pages);
 
 /* ---- Writing a WAL-mode database as SQLite would (engine/walwrite.c) ----
  *

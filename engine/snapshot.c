@@ -283,16 +283,22 @@ static uint64_t image_cksum(const struct rec *r, const uint8_t *image)
 	return ck;
 }
 
+/* @r's database (created empty if new), its name into @name. */
+static struct eng_db *rec_db(struct eng_dbs *s, const struct rec *r,
+			     char name[4096])
+{
+	memcpy(name, r->name, r->name_len);
+	name[r->name_len] = '\0';
+	return eng__db_get(s, name);
+}
+
 static int restore_db(struct eng_dbs *s, const struct rec *r,
 		      const uint8_t *image, uint64_t index)
 {
 	char name[4096];
-	struct eng_db *d;
+	struct eng_db *d = rec_db(s, r, name);
 	int rv;
 
-	memcpy(name, r->name, r->name_len);
-	name[r->name_len] = '\0';
-	d = eng__db_get(s, name);
 	if (d == NULL)
 		return -ENOMEM;
 	/* Local files verified at load that already hold the snapshot's
@@ -338,14 +344,12 @@ static int restore_db_live(struct eng_dbs *s, const struct rec *r,
 			   const uint8_t *image, uint64_t index,
 			   eng__restore_push_fn push, void *arg)
 {
+	size_t size = (size_t)r->db_pages * r->page_size;
 	char name[4096];
+	struct eng_db *d = rec_db(s, r, name);
 	struct eng_txn *t;
-	struct eng_db *d;
-	uint32_t p;
+	uint8_t *pages;
 
-	memcpy(name, r->name, r->name_len);
-	name[r->name_len] = '\0';
-	d = eng__db_get(s, name);
 	if (d == NULL)
 		return -ENOMEM;
 	if (d->seq == r->seq && d->cksum == r->cksum && !d->diverged &&
@@ -358,13 +362,12 @@ static int restore_db_live(struct eng_dbs *s, const struct rec *r,
 	}
 	if (r->db_pages == 0)
 		return 0; /* nothing to write through the mount */
-	t = eng_txn_new(name, r->page_size, r->db_pages);
+	pages = malloc(size);
+	if (pages != NULL)
+		memcpy(pages, image, size);
+	t = eng_txn_image(name, r->page_size, r->db_pages, pages);
 	if (t == NULL)
 		return -ENOMEM;
-	t->db_pages = r->db_pages;
-	for (p = 0; p < r->db_pages; p++)
-		t->pgnos[p] = p + 1;
-	memcpy(t->pages, image, (size_t)r->db_pages * r->page_size);
 	t->seq = r->seq;
 	t->cksum_after = r->cksum;
 	QF_LOG(QF_INFO, "db=%s: installing snapshot index=%llu (%u pages) "

@@ -32,3 +32,26 @@ void eng_txn_free(struct eng_txn *t)
 	free(t->old_hashes);
 	free(t);
 }
+
+struct eng_txn *eng_txn_image(const char *db, uint32_t page_size,
+			      uint32_t db_pages, uint8_t *pages)
+{
+	struct eng_txn *t = calloc(1, sizeof *t);
+	uint32_t p;
+
+	if (t != NULL && pages != NULL) {
+		t->db = strdup(db);
+		t->pgnos = calloc(db_pages ? db_pages : 1, sizeof *t->pgnos);
+	}
+	if (t == NULL || pages == NULL || t->db == NULL || t->pgnos == NULL) {
+		free(pages);
+		eng_txn_free(t);
+		return NULL;
+	}
+	for (p = 0; p < db_pages; p++)
+		t->pgnos[p] = p + 1;
+	t->pages = pages;
+	t->page_size = page_size;
+	t->n = t->db_pages = db_pages;
+	return t;
+}

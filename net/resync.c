@@ -198,25 +198,14 @@ static void fetch_work(uv_work_t *req)
 /* The fetched image as one all-page transaction (takes the pages). */
 static struct eng_txn *image_txn(struct resync_job *j)
 {
-	struct eng_txn *t = eng_txn_new(j->db, j->img.page_size, 0);
-	uint32_t *pgnos = malloc((size_t)j->img.db_pages * sizeof *pgnos);
-	uint32_t p;
+	struct eng_txn *t = eng_txn_image(j->db, j->img.page_size,
+					  j->img.db_pages, j->img.pages);
 
-	if (t == NULL || pgnos == NULL) {
-		eng_txn_free(t);
-		free(pgnos);
-		return NULL;
-	}
-	for (p = 0; p < j->img.db_pages; p++)
-		pgnos[p] = p + 1;
-	free(t->pgnos);
-	free(t->pages);
-	t->pgnos = pgnos;
-	t->pages = j->img.pages;
 	j->img.pages = NULL;
-	t->n = t->db_pages = j->img.db_pages;
-	t->seq = j->img.seq;
-	t->cksum_after = j->img.cksum;
+	if (t != NULL) {
+		t->seq = j->img.seq;
+		t->cksum_after = j->img.cksum;
+	}
 	return t;
 }
 

@@ -438,17 +438,24 @@ def cleanup(state, keep):
                 break
         if is_mounted(mnt):
             problems.append("could not unmount %s" % mnt)
-    wd = state.get("workdir")
-    if wd and os.path.isdir(wd):
-        if keep:
-            log("kept the workdir " + wd)
-        elif mnt and is_mounted(mnt):
-            problems.append("left %s in place: %s is still mounted" % (wd, mnt))
-        else:
-            shutil.rmtree(wd, ignore_errors=True)
-            if os.path.exists(wd):
-                problems.append("could not remove " + wd)
-    return problems
+    return problems + remove_workdir(state.get("workdir"), keep, [mnt])
+
+
+def remove_workdir(wd, keep, mnts):
+    """Remove the scratch directory @wd unless @keep, or unless one of
+    @mnts (inside it) is still mounted; returns the problems."""
+    if not wd or not os.path.isdir(wd):
+        return []
+    still = [m for m in mnts if m and is_mounted(m)]
+    if keep:
+        log("kept the scratch directory " + wd)
+    elif still:
+        return ["left %s in place: %s still mounted" % (wd, ", ".join(still))]
+    else:
+        shutil.rmtree(wd, ignore_errors=True)
+        if os.path.exists(wd):
+            return ["could not remove " + wd]
+    return []
 
 
 # --------------------------------------------------------------------------

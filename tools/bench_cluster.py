@@ -40,7 +40,6 @@ import os
 import random
 import select
 import shlex
-import shutil
 import signal
 import socket
 import sqlite3
@@ -51,7 +50,7 @@ import time
 from bisect import bisect_left
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import is_mounted, mounts  # noqa: E402  (tools/bench.py)
+from bench import is_mounted, mounts, remove_workdir  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -758,19 +757,8 @@ def cleanup(state, keep):
     c = state.get("cluster")
     if c is not None:
         problems += c.stop()
-    wd = state.get("workdir")
-    if wd and os.path.isdir(wd):
-        still = [n.mnt for n in (c.nodes if c else []) if is_mounted(n.mnt)]
-        if keep:
-            log("kept the scratch directory " + wd)
-        elif still:
-            problems.append("left %s in place: %s still mounted"
-                            % (wd, ", ".join(still)))
-        else:
-            shutil.rmtree(wd, ignore_errors=True)
-            if os.path.exists(wd):
-                problems.append("could not remove " + wd)
-    return problems
+    return problems + remove_workdir(state.get("workdir"), keep,
+                                     [n.mnt for n in (c.nodes if c else [])])
 
 
 def main(argv):

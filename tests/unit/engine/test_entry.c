@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine/engine.h"
 #include "tests/lib/unit.h"
@@ -839,6 +840,28 @@ TEST(entry_peek, name)
 	buf[0] ^= 1;
 	ASSERT_EQ(eng_entry_peek_db(buf, len, name, sizeof name), QF_EMALFORMED);
 	free(buf);
+	return TEST_OK;
+}
+
+/* An image: pages 1..n, the buffer taken as it is; no buffer, no txn. */
+TEST(txn_image, whole_database)
+{
+	uint8_t *pages = malloc(3 * 512);
+	struct eng_txn *t;
+
+	ASSERT_NOT_NULL(pages);
+	memset(pages, 7, 3 * 512);
+	t = eng_txn_image("a/b.db", 512, 3, pages);
+	ASSERT_NOT_NULL(t);
+	ASSERT_EQ(strcmp(t->db, "a/b.db"), 0);
+	ASSERT_EQ(t->n, 3);
+	ASSERT_EQ(t->db_pages, 3);
+	ASSERT_EQ(t->page_size, 512);
+	ASSERT_EQ(t->pgnos[0], 1);
+	ASSERT_EQ(t->pgnos[2], 3);
+	ASSERT_TRUE(t->pages == pages);
+	eng_txn_free(t);
+	ASSERT_NULL(eng_txn_image("c.db", 512, 3, NULL));
 	return TEST_OK;
 }
 

@@ -328,6 +328,28 @@ TEST(snapshot, no_databases)
 	return TEST_OK;
 }
 
+/* A diverged database's files do not hold its state: no snapshot is
+ * taken (RAFT_BUSY, raft tries later) until it is repaired. */
+TEST(snapshot, postponed_while_diverged)
+{
+	struct fx f;
+	struct raft_buffer *bufs = NULL;
+	unsigned n = 0;
+	struct eng_db *d;
+
+	fx_init(&f);
+	d = eng__db_get(&f.dbs, "x.db");
+	ASSERT_NOT_NULL(d);
+	d->diverged = true;
+	ASSERT_EQ(eng__snapshot_take(&f.dbs, 5, &bufs, &n), RAFT_BUSY);
+	ASSERT_NULL(bufs);
+	d->diverged = false;
+	ASSERT_EQ(eng__snapshot_take(&f.dbs, 5, &bufs, &n), 0);
+	eng__snapshot_free(&bufs, &n);
+	fx_fini(&f);
+	return TEST_OK;
+}
+
 /* copy's output is exactly the format snapshot.h documents (no local WAL
  * frame count left in it). */
 TEST(snapshot, copy_matches_format)

@@ -528,6 +528,19 @@ TEST(walwrite, reads_pages_as_a_reader_sees_them)
 	ASSERT_TRUE(pages_match_leader(&x));
 	/* A log of another page size is not read as this one. */
 	ASSERT_EQ(eng_walw_read_page(x.w, x.wal_fd, 1, 2 * PS, buf) == 0, 0);
+	/* While a checkpointer holds the WRITE lock: busy, retry later. */
+	{
+		struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+				   .l_start = 120, .l_len = 1};
+		int fd = open(fx_path("%s-shm", x.follower), O_RDWR);
+
+		ASSERT_TRUE(fd >= 0);
+		ASSERT_EQ(fcntl(fd, F_OFD_SETLK, &fl), 0);
+		ASSERT_EQ(eng_walw_read_page(x.w, x.wal_fd, 1, PS, buf),
+			  -EBUSY);
+		close(fd);
+		ASSERT_EQ(eng_walw_read_page(x.w, x.wal_fd, 1, PS, buf), 0);
+	}
 	wx_fini(&x);
 	return TEST_OK;
 }
