@@ -470,6 +470,8 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
 	}
 	if (e->live)
 		goto out; /* local: the committer writes the files in its cb */
+	if (d->files_suspect)
+		goto out; /* the leader's image replaces them (follow.c) */
 	rv = replay_into_files(e, d, en.txn);
 	if (rv != 0) {
 		QF_LOG(QF_ERROR, "db=%s index=%llu: replay: %s", d->name,
@@ -498,7 +500,8 @@ static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 {
 	struct eng *e = fsm->data;
 
-	return eng__snapshot_copy(e->db_dir, bufs, n_bufs);
+	return eng__snapshot_copy(e->db_dir, e->state_dir, e->raft_dir, bufs,
+				  n_bufs);
 }
 
 static int fsm_snapshot_finalize(struct raft_fsm *fsm,
@@ -526,16 +529,25 @@ static int push_image(void *arg, struct eng_db *d, struct eng_txn *t,
 	return eng__follow_push_image(&e->follow, d, t, index, true);
 }
 
+static int push_state(void *arg, struct eng_db *d, struct eng_db_snap *st,
+		      uint64_t index)
+{
+	struct eng *e = arg;
+
+	return eng__follow_push_state(&e->follow, d, st, index);
+}
+
 static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
 	struct eng *e = fsm->data;
+	struct eng__restore_to to = {push_image, push_state, e};
 	uint64_t index = 0;
 	int rv;
 
 	/* Mounted: changed databases go through the applier, in order
 	 * after what it already has. */
 	rv = e->live ? eng__snapshot_install(&e->dbs, buf->base, buf->len,
-					     &index, push_image, e)
+					     &index, &to)
 		     : eng__snapshot_restore(&e->dbs, buf->base, buf->len,
 					     &index);
 	if (rv != 0) {

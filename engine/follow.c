@@ -30,6 +30,7 @@ struct eng_follow_item {
 	struct eng_txn *txn;
 	uint64_t index;
 	bool reset; /* a snapshot's image: replaces the state */
+	struct eng_db_snap *state; /* a snapshot's state, without pages */
 	struct eng_follow_item *next;
 };
 
@@ -47,6 +48,9 @@ static void drop_head(struct eng_follower *f, struct eng_db *d)
 	if (d->fq_head == NULL)
 		d->fq_tail = NULL;
 	eng_txn_free(it->txn);
+	if (it->state != NULL)
+		free(it->state->hashes);
+	free(it->state);
 	free(it);
 	f->queued--;
 }
@@ -156,6 +160,31 @@ static int hand_over_image(struct eng_follower *f, struct eng_db *d,
 	return 0;
 }
 
+/* A snapshot's state replaces @d's; its files are behind it until the
+ * leader's image replaces them. */
+static void take_state(struct eng_follower *f, struct eng_db *d,
+		       struct eng_follow_item *it)
+{
+	int rv = eng__db_set_state(d, it->state, it->index);
+
+	if (rv != 0) {
+		QF_LOG(QF_ERROR, "db=%s: snapshot state not taken: %s",
+		       d->name, qf_strerror(rv));
+		files_diverged(f, d);
+		return;
+	}
+	d->diverged = true;
+	d->files_suspect = true;
+	rv = eng__db_save_header(f->dbs, d);
+	if (rv != 0)
+		QF_LOG(QF_WARN, "db=%s: saving state: %s", d->name,
+		       qf_strerror(rv));
+	QF_LOG(QF_INFO, "db=%s: at snapshot seq=%llu; its files wait for "
+	       "the leader's image", d->name, (unsigned long long)d->seq);
+	d->resync_asked_ms = 0;
+	ask_image(f, d, eng__now_ms());
+}
+
 /* Hand @d's next transaction to the applier, if it can go. */
 static void send_next(struct eng_follower *f, struct eng_db *d)
 {
@@ -163,6 +192,11 @@ static void send_next(struct eng_follower *f, struct eng_db *d)
 
 	while (f->fn != NULL && !d->fq_busy && d->fq_head != NULL) {
 		it = d->fq_head;
+		if (it->state != NULL) {
+			take_state(f, d, it);
+			drop_head(f, d);
+			continue;
+		}
 		if (it->reset ? hand_over_image(f, d, it) != 0
 			      : hand_over(f, d, it) != 0) {
 			drop_head(f, d);
@@ -172,6 +206,9 @@ static void send_next(struct eng_follower *f, struct eng_db *d)
 		f->fn(f->arg, it->txn, it->index);
 	}
 }
+
+static int enqueue(struct eng_follower *f, struct eng_db *d,
+		   struct eng_follow_item *it);
 
 int eng__follow_push(struct eng_follower *f, struct eng_db *d,
 		     struct eng_txn *t, uint64_t index)
@@ -191,6 +228,30 @@ int eng__follow_push_image(struct eng_follower *f, struct eng_db *d,
 	it->txn = t;
 	it->index = index;
 	it->reset = reset;
+	it->state = NULL;
+	return enqueue(f, d, it);
+}
+
+int eng__follow_push_state(struct eng_follower *f, struct eng_db *d,
+			   struct eng_db_snap *st, uint64_t index)
+{
+	struct eng_follow_item *it = calloc(1, sizeof *it);
+
+	if (it != NULL)
+		it->state = malloc(sizeof *it->state);
+	if (it == NULL || it->state == NULL) {
+		free(it);
+		free(st->hashes);
+		return -ENOMEM;
+	}
+	*it->state = *st;
+	it->index = index;
+	return enqueue(f, d, it);
+}
+
+static int enqueue(struct eng_follower *f, struct eng_db *d,
+		   struct eng_follow_item *it)
+{
 	it->next = NULL;
 	if (d->fq_tail != NULL)
 		d->fq_tail->next = it;

@@ -25,6 +25,11 @@ int eng__follow_push(struct eng_follower *f, struct eng_db *d,
  * database's state whatever it was (a mounted follower's install). */
 int eng__follow_push_image(struct eng_follower *f, struct eng_db *d,
 			   struct eng_txn *t, uint64_t index, bool reset);
+/* A snapshot's state without pages (v2 snapshots): when its turn comes
+ * it replaces the database's state, and the files wait for the leader's
+ * image.  Takes st->hashes, also on failure. */
+int eng__follow_push_state(struct eng_follower *f, struct eng_db *d,
+			   struct eng_db_snap *st, uint64_t index);
 /* Set the applier (NULL holds) and send what waits. */
 void eng__follow_set(struct eng_follower *f, eng_apply_fn fn, void *arg);
 /* The applier is done with @index of @db. */

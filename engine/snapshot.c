@@ -1,23 +1,34 @@
 /* Snapshot take, copy and restore.  See snapshot.h. */
 #include "snapshot.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#define SNAP_MAGIC 0x314e4651u /* "QFN1" */
+#define SNAP_MAGIC_V1 0x314e4651u /* "QFN1": images inside (read only) */
+#define SNAP_MAGIC 0x324e4651u	  /* "QFN2": page hashes, images beside */
 #define REC_FIXED 32
 /* A copy that raced writers is retried with growing pauses, about 2 s in
  * all, before the snapshot is given up (raft tries again later). */
 #define COPY_TRIES 40
+/* Pages moved per read or write while copying an image: the bound on a
+ * snapshot's buffer, whatever the database's size. */
+#define CHUNK_BYTES (1u << 20)
 
 static size_t pad8(size_t n)
 {
 	return (n + 7) & ~(size_t)7;
+}
+
+static size_t rec_size(const struct eng_db *d)
+{
+	return REC_FIXED + pad8(strlen(d->name)) + 8 + (size_t)d->db_pages * 8;
 }
 
 int eng__snapshot_take(struct eng_dbs *s, uint64_t index,
@@ -26,6 +37,7 @@ int eng__snapshot_take(struct eng_dbs *s, uint64_t index,
 	struct eng_db *d;
 	size_t size = 24, off;
 	uint64_t n_db = 0;
+	uint32_t i;
 	uint8_t *p;
 
 	for (d = s->head; d != NULL; d = d->next) {
@@ -38,7 +50,7 @@ int eng__snapshot_take(struct eng_dbs *s, uint64_t index,
 		}
 		if (d->db_pages == 0)
 			continue;
-		size += REC_FIXED + pad8(strlen(d->name)) + 8;
+		size += rec_size(d);
 		n_db++;
 	}
 	*bufs = calloc(1, sizeof **bufs);
@@ -49,7 +61,7 @@ int eng__snapshot_take(struct eng_dbs *s, uint64_t index,
 		return RAFT_NOMEM;
 	}
 	qf_put_le32(p, SNAP_MAGIC);
-	qf_put_le32(p + 4, 1);
+	qf_put_le32(p + 4, 2);
 	qf_put_le64(p + 8, index);
 	qf_put_le64(p + 16, n_db);
 	off = 24;
@@ -65,9 +77,11 @@ int eng__snapshot_take(struct eng_dbs *s, uint64_t index,
 		qf_put_le64(p + off + 24, d->cksum);
 		memcpy(p + off + REC_FIXED, d->name, len);
 		off += REC_FIXED + pad8(len);
-		/* Local only, dropped by copy: WAL frames holding the state. */
+		/* Local, zeroed by copy: the WAL frames holding the state. */
 		qf_put_le64(p + off, d->wal_frames);
 		off += 8;
+		for (i = 0; i < d->db_pages; i++, off += 8)
+			qf_put_le64(p + off, i < d->hash_cap ? d->hash[i] : 0);
 	}
 	(*bufs)[0].base = p;
 	(*bufs)[0].len = size;
@@ -85,12 +99,22 @@ struct rec {
 	size_t name_len;
 	uint32_t page_size, db_pages;
 	uint64_t seq, cksum, wal_frames;
+	uint8_t *local;		/* v2: where wal_frames is stored */
+	const uint8_t *hashes;	/* v2: db_pages little-endian u64, or NULL */
 };
 
-/* Parse record @i's fields starting at *off; with_wal for take's layout. */
-static int parse_rec(const uint8_t *p, size_t len, size_t *off, bool with_wal,
-		     struct rec *r)
+enum rec_layout {
+	REC_V1,	     /* v1 as stored: no local field, no hashes */
+	REC_V1_TAKE, /* v1 as take made it: the local field */
+	REC_V2,	     /* local field, then the page hashes */
+};
+
+/* Parse the record starting at *off. */
+static int parse_rec(const uint8_t *p, size_t len, size_t *off,
+		     enum rec_layout layout, struct rec *r)
 {
+	size_t extra;
+
 	if (*off + REC_FIXED > len)
 		return QF_EMALFORMED;
 	r->name_len = qf_get_le32(p + *off);
@@ -99,28 +123,47 @@ static int parse_rec(const uint8_t *p, size_t len, size_t *off, bool with_wal,
 	r->seq = qf_get_le64(p + *off + 16);
 	r->cksum = qf_get_le64(p + *off + 24);
 	r->name = (const char *)p + *off + REC_FIXED;
+	extra = layout == REC_V1 ? 0 : 8;
+	if (layout == REC_V2)
+		extra += (size_t)r->db_pages * 8;
 	if (r->name_len == 0 || r->name_len > 4095 ||
-	    *off + REC_FIXED + pad8(r->name_len) + (with_wal ? 8 : 0) > len ||
+	    *off + REC_FIXED + pad8(r->name_len) > len ||
+	    len - (*off + REC_FIXED + pad8(r->name_len)) < extra ||
 	    !valid_page_size(r->page_size) ||
 	    !eng_name_valid(r->name, r->name_len))
 		return QF_EMALFORMED;
 	*off += REC_FIXED + pad8(r->name_len);
 	r->wal_frames = 0;
-	if (with_wal) {
+	r->local = NULL;
+	r->hashes = NULL;
+	if (layout != REC_V1) {
+		r->local = (uint8_t *)p + *off;
 		r->wal_frames = qf_get_le64(p + *off);
 		*off += 8;
+	}
+	if (layout == REC_V2) {
+		r->hashes = p + *off;
+		*off += (size_t)r->db_pages * 8;
 	}
 	return 0;
 }
 
-/* Read database @r's image at its recorded state into @out; 0 when its
- * checksum matches, QF_EDIVERGED when the files moved on, -errno. */
-static int read_image(const char *db_dir, const struct rec *r, uint8_t *out)
+/* Where read_image puts the pages it reads, in page order. */
+struct sink {
+	int (*page)(struct sink *k, uint32_t pgno, const uint8_t *page);
+	int (*restart)(struct sink *k); /* a retry starts over */
+};
+
+/* Read database @r's image at its recorded state into @k; 0 when every
+ * page matches (its checksum, and each page's hash when @r has them),
+ * QF_EDIVERGED when the files moved on, -errno. */
+static int read_image(const char *db_dir, const struct rec *r,
+		      struct sink *k)
 {
 	char *path = NULL;
 	uint32_t *frame_of = NULL;
-	uint8_t fh[24];
-	uint64_t ck = 0, k;
+	uint8_t fh[24], *page = NULL;
+	uint64_t ck = 0, k_frame, h;
 	size_t ps = r->page_size;
 	int db_fd = -1, wal_fd = -1, rv = 0;
 	uint32_t p;
@@ -136,20 +179,20 @@ static int read_image(const char *db_dir, const struct rec *r, uint8_t *out)
 	wal_fd = r->wal_frames ? open(path, O_RDONLY | O_CLOEXEC) : -1;
 	free(path);
 	frame_of = calloc((size_t)r->db_pages + 1, sizeof *frame_of);
-	if (frame_of == NULL) {
+	page = malloc(ps);
+	if (frame_of == NULL || page == NULL) {
 		rv = -ENOMEM;
 		goto out;
 	}
 	/* The latest committed frame of each page wins over the db file. */
-	for (k = 1; wal_fd >= 0 && k <= r->wal_frames; k++) {
-		if (qf_pread_full(wal_fd, fh, 24, 32 + (int64_t)(k - 1) * (int64_t)(ps + 24)) != 24)
+	for (k_frame = 1; wal_fd >= 0 && k_frame <= r->wal_frames; k_frame++) {
+		if (qf_pread_full(wal_fd, fh, 24, 32 + (int64_t)(k_frame - 1) * (int64_t)(ps + 24)) != 24)
 			break;
 		p = qf_get_be32(fh);
 		if (p >= 1 && p <= r->db_pages)
-			frame_of[p] = (uint32_t)k;
+			frame_of[p] = (uint32_t)k_frame;
 	}
 	for (p = 1; p <= r->db_pages; p++) {
-		uint8_t *page = out + (size_t)(p - 1) * ps;
 		long got;
 
 		if (frame_of[p] != 0)
@@ -164,11 +207,21 @@ static int read_image(const char *db_dir, const struct rec *r, uint8_t *out)
 			goto out;
 		}
 		memset(page + got, 0, ps - (size_t)got);
-		ck ^= qf_page_hash(p, page, ps);
+		h = qf_page_hash(p, page, ps);
+		if (r->hashes != NULL &&
+		    h != qf_get_le64(r->hashes + 8 * (size_t)(p - 1))) {
+			rv = QF_EDIVERGED; /* a writer changed it meanwhile */
+			goto out;
+		}
+		ck ^= h;
+		rv = k->page(k, p, page);
+		if (rv != 0)
+			goto out;
 	}
 	rv = ck == r->cksum ? 0 : QF_EDIVERGED;
 out:
 	free(frame_of);
+	free(page);
 	if (db_fd >= 0)
 		close(db_fd);
 	if (wal_fd >= 0)
@@ -178,18 +231,44 @@ out:
 
 /* read_image, retried while writers move the files on. */
 static int read_image_retrying(const char *db_dir, const struct rec *r,
-			       uint8_t *out)
+			       struct sink *k)
 {
 	int rv = QF_EDIVERGED, try;
 
 	for (try = 0; try < COPY_TRIES; try++) {
-		rv = read_image(db_dir, r, out);
+		if (try > 0) {
+			nanosleep(&(struct timespec){0, (long)try * 2500000L},
+				  NULL);
+			rv = k->restart(k);
+			if (rv != 0)
+				return rv;
+		}
+		rv = read_image(db_dir, r, k);
 		if (rv != QF_EDIVERGED)
 			break;
-		nanosleep(&(struct timespec){0, (long)(1 + try) * 2500000L},
-			  NULL);
 	}
 	return rv;
+}
+
+/* A sink into one buffer of db_pages * page_size bytes. */
+struct mem_sink {
+	struct sink k;
+	uint8_t *out;
+	size_t page_size;
+};
+
+static int mem_page(struct sink *k, uint32_t pgno, const uint8_t *page)
+{
+	struct mem_sink *m = (struct mem_sink *)k;
+
+	memcpy(m->out + (size_t)(pgno - 1) * m->page_size, page, m->page_size);
+	return 0;
+}
+
+static int mem_restart(struct sink *k)
+{
+	(void)k;
+	return 0;
 }
 
 int eng__image_read(const char *db_dir, const char *name,
@@ -199,8 +278,52 @@ int eng__image_read(const char *db_dir, const char *name,
 			.page_size = im->page_size, .db_pages = im->db_pages,
 			.seq = im->seq, .cksum = im->cksum,
 			.wal_frames = im->wal_frames};
+	struct mem_sink m = {{mem_page, mem_restart}, out, im->page_size};
 
-	return read_image_retrying(db_dir, &r, out);
+	return read_image_retrying(db_dir, &r, &m.k);
+}
+
+/* A sink into a file from offset @start, through a bounded buffer. */
+struct file_sink {
+	struct sink k;
+	int fd;
+	int64_t start, off;
+	uint8_t *buf;
+	size_t used, page_size;
+};
+
+static int file_flush(struct file_sink *f)
+{
+	int rv = qf_pwrite_full(f->fd, f->buf, f->used, f->off);
+
+	f->off += (int64_t)f->used;
+	f->used = 0;
+	return rv;
+}
+
+static int file_page(struct sink *k, uint32_t pgno, const uint8_t *page)
+{
+	struct file_sink *f = (struct file_sink *)k;
+
+	(void)pgno;
+	if (f->used + f->page_size > CHUNK_BYTES) {
+		int rv = file_flush(f);
+
+		if (rv != 0)
+			return rv;
+	}
+	memcpy(f->buf + f->used, page, f->page_size);
+	f->used += f->page_size;
+	return 0;
+}
+
+static int file_restart(struct sink *k)
+{
+	struct file_sink *f = (struct file_sink *)k;
+
+	f->off = f->start;
+	f->used = 0;
+	return 0;
 }
 
 void eng__snapshot_free(struct raft_buffer *bufs[], unsigned *n_bufs)
@@ -216,43 +339,102 @@ void eng__snapshot_free(struct raft_buffer *bufs[], unsigned *n_bufs)
 	*n_bufs = 0;
 }
 
-int eng__snapshot_copy(const char *db_dir, struct raft_buffer *bufs[],
-		       unsigned *n_bufs)
+/* ---- image files: STATE_DIR/snapshots/INDEX.img ---- */
+
+static char *image_path(const char *state_dir, uint64_t index,
+			const char *suffix)
 {
-	const uint8_t *meta = (*bufs)[0].base;
-	size_t len = (*bufs)[0].len, off = 24, out_off = 24;
+	char *path;
+
+	if (asprintf(&path, "%s/snapshots/%llu.img%s", state_dir,
+		     (unsigned long long)index, suffix) < 0)
+		return NULL;
+	return path;
+}
+
+/* Does raft keep a snapshot at @index (a snapshot-TERM-INDEX-TS.meta)? */
+static bool raft_has_snapshot(const char *raft_dir, uint64_t index)
+{
+	unsigned long long term, idx, ts;
+	struct dirent *de;
+	bool found = false;
+	DIR *dir = opendir(raft_dir);
+
+	if (dir == NULL)
+		return true; /* cannot tell: keep it */
+	while (!found && (de = readdir(dir)) != NULL)
+		found = sscanf(de->d_name, "snapshot-%llu-%llu-%llu.meta",
+			       &term, &idx, &ts) == 3 && idx == index;
+	closedir(dir);
+	return found;
+}
+
+void eng__snapshot_gc(const char *state_dir, const char *raft_dir,
+		      uint64_t keep)
+{
+	unsigned long long idx;
+	struct dirent *de;
+	char *path, *dir_path;
+	DIR *dir;
+
+	if (asprintf(&dir_path, "%s/snapshots", state_dir) < 0)
+		return;
+	dir = opendir(dir_path);
+	while (dir != NULL && (de = readdir(dir)) != NULL) {
+		char tail[8] = "";
+
+		if (sscanf(de->d_name, "%llu.im%7s", &idx, tail) != 2 ||
+		    (strcmp(tail, "g") != 0 && strcmp(tail, "g.tmp") != 0) ||
+		    idx == keep || (strcmp(tail, "g") == 0 &&
+				    raft_has_snapshot(raft_dir, idx)))
+			continue;
+		if (asprintf(&path, "%s/%s", dir_path, de->d_name) >= 0) {
+			if (unlink(path) != 0 && errno != ENOENT)
+				QF_LOG(QF_WARN, "removing %s: %s", path,
+				       strerror(errno));
+			free(path);
+		}
+	}
+	if (dir != NULL)
+		closedir(dir);
+	free(dir_path);
+}
+
+static int sync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rv = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) != 0)
+		rv = -errno;
+	close(fd);
+	return rv;
+}
+
+/* Write every database's image described by @meta into @fd, back to back
+ * in record order, and zero the local fields of @meta. */
+static int copy_images(const char *db_dir, uint8_t *meta, size_t len, int fd)
+{
 	uint64_t n_db = qf_get_le64(meta + 16), i;
-	struct raft_buffer *nb;
-	uint8_t *hdr;
+	struct file_sink f = {{file_page, file_restart}, fd, 0, 0, NULL, 0, 0};
+	size_t off = 24;
 	int rv = 0;
 
-	nb = calloc(n_db + 1, sizeof *nb);
-	hdr = malloc(len);
-	if (nb == NULL || hdr == NULL) {
-		free(nb);
-		free(hdr);
-		eng__snapshot_free(bufs, n_bufs); /* as on every failure */
-		return RAFT_NOMEM;
-	}
-	memcpy(hdr, meta, 24);
-	nb[0].base = hdr;
+	f.buf = malloc(CHUNK_BYTES);
+	if (f.buf == NULL)
+		return -ENOMEM;
 	for (i = 0; i < n_db && rv == 0; i++) {
 		struct rec r;
-		size_t rec_start = off;
 
-		rv = parse_rec(meta, len, &off, true, &r);
+		rv = parse_rec(meta, len, &off, REC_V2, &r);
 		if (rv != 0)
 			break;
-		/* Copy the record without its local WAL frame count. */
-		memcpy(hdr + out_off, meta + rec_start, off - 8 - rec_start);
-		out_off += off - 8 - rec_start;
-		nb[i + 1].len = (size_t)r.db_pages * r.page_size;
-		nb[i + 1].base = malloc(nb[i + 1].len ? nb[i + 1].len : 1);
-		if (nb[i + 1].base == NULL) {
-			rv = -ENOMEM;
-			break;
-		}
-		rv = read_image_retrying(db_dir, &r, nb[i + 1].base);
+		f.page_size = r.page_size;
+		f.used = 0;
+		rv = read_image_retrying(db_dir, &r, &f.k);
+		if (rv == 0)
+			rv = file_flush(&f);
 		if (rv != 0)
 			QF_LOG(QF_WARN, "snapshot: db=%.*s: %s; will retry later",
 			       (int)r.name_len, r.name,
@@ -260,17 +442,63 @@ int eng__snapshot_copy(const char *db_dir, struct raft_buffer *bufs[],
 				       ? "writers moved the files on faster than "
 					 "they could be copied"
 				       : qf_strerror(rv));
+		qf_put_le64(r.local, 0);
+		f.start = f.off;
 	}
-	nb[0].len = out_off;
-	eng__snapshot_free(bufs, n_bufs);
-	*bufs = nb;
-	*n_bufs = (unsigned)n_db + 1;
-	if (rv != 0) {
-		eng__snapshot_free(bufs, n_bufs);
-		return RAFT_IOERR;
-	}
-	return 0;
+	if (rv == 0 && ftruncate(fd, f.off) != 0)
+		rv = -errno;
+	free(f.buf);
+	return rv;
 }
+
+int eng__snapshot_copy(const char *db_dir, const char *state_dir,
+		       const char *raft_dir, struct raft_buffer *bufs[],
+		       unsigned *n_bufs)
+{
+	uint8_t *meta = (*bufs)[0].base;
+	uint64_t index = qf_get_le64(meta + 8);
+	char *tmp = image_path(state_dir, index, ".tmp");
+	char *path = image_path(state_dir, index, "");
+	char *dir = NULL;
+	int fd = -1, rv;
+
+	eng__snapshot_gc(state_dir, raft_dir, index);
+	rv = tmp && path && asprintf(&dir, "%s/snapshots", state_dir) >= 0
+		     ? 0 : -ENOMEM;
+	if (rv == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST)
+		rv = -errno;
+	if (rv == 0) {
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0)
+			rv = -errno;
+	}
+	if (rv == 0)
+		rv = copy_images(db_dir, meta, (*bufs)[0].len, fd);
+	if (rv == 0 && fdatasync(fd) != 0)
+		rv = -errno;
+	if (fd >= 0)
+		close(fd);
+	/* The image is durable before raft writes the snapshot naming it. */
+	if (rv == 0 && rename(tmp, path) != 0)
+		rv = -errno;
+	if (rv == 0)
+		rv = sync_dir(dir);
+	if (rv != 0) {
+		if (tmp != NULL)
+			unlink(tmp);
+		if (rv != QF_EDIVERGED)
+			QF_LOG(QF_WARN, "snapshot index=%llu: writing its image: "
+			       "%s", (unsigned long long)index,
+			       qf_strerror(rv));
+		eng__snapshot_free(bufs, n_bufs);
+	}
+	free(tmp);
+	free(path);
+	free(dir);
+	return rv == 0 ? 0 : RAFT_IOERR;
+}
+
+/* ---- restore ---- */
 
 static uint64_t image_cksum(const struct rec *r, const uint8_t *image)
 {
@@ -292,8 +520,15 @@ static struct eng_db *rec_db(struct eng_dbs *s, const struct rec *r,
 	return eng__db_get(s, name);
 }
 
-static int restore_db(struct eng_dbs *s, const struct rec *r,
-		      const uint8_t *image, uint64_t index)
+/* Does @d already hold @r's state, or a later one?  Checked against the
+ * files at load: a restart must not rewrite current files. */
+static bool holds(const struct eng_db *d, const struct rec *r)
+{
+	return d->seq > r->seq || (d->seq == r->seq && d->cksum == r->cksum);
+}
+
+static int restore_db_v1(struct eng_dbs *s, const struct rec *r,
+			 const uint8_t *image, uint64_t index)
 {
 	char name[4096];
 	struct eng_db *d = rec_db(s, r, name);
@@ -301,9 +536,7 @@ static int restore_db(struct eng_dbs *s, const struct rec *r,
 
 	if (d == NULL)
 		return -ENOMEM;
-	/* Local files verified at load that already hold the snapshot's
-	 * state, or a later one, are kept: restart must not rewrite them. */
-	if (d->seq > r->seq || (d->seq == r->seq && d->cksum == r->cksum))
+	if (holds(d, r))
 		return 0;
 	if (image_cksum(r, image) != r->cksum) {
 		QF_LOG(QF_ERROR, "db=%s: snapshot image fails its checksum",
@@ -337,12 +570,13 @@ static int restore_db(struct eng_dbs *s, const struct rec *r,
 	return eng__db_save_all(s, d);
 }
 
-/* A mounted follower: databases whose state differs from the snapshot's
- * become one all-page transaction each, handed to @push (the follower's
- * queue writes it through the mount, after what is queued before). */
-static int restore_db_live(struct eng_dbs *s, const struct rec *r,
-			   const uint8_t *image, uint64_t index,
-			   eng__restore_push_fn push, void *arg)
+/* A mounted follower, v1: databases whose state differs from the
+ * snapshot's become one all-page transaction each, handed to @push (the
+ * follower's queue writes it through the mount, after what is queued
+ * before). */
+static int restore_db_v1_live(struct eng_dbs *s, const struct rec *r,
+			      const uint8_t *image, uint64_t index,
+			      const struct eng__restore_to *to)
 {
 	size_t size = (size_t)r->db_pages * r->page_size;
 	char name[4096];
@@ -373,34 +607,21 @@ static int restore_db_live(struct eng_dbs *s, const struct rec *r,
 	QF_LOG(QF_INFO, "db=%s: installing snapshot index=%llu (%u pages) "
 	       "through the mount", name, (unsigned long long)index,
 	       r->db_pages);
-	return push(arg, d, t, index); /* takes @t */
+	return to->push(to->arg, d, t, index); /* takes @t */
 }
 
-int eng__snapshot_restore(struct eng_dbs *s, const void *buf, size_t len,
-			  uint64_t *index)
+static int install_v1(struct eng_dbs *s, const uint8_t *p, size_t len,
+		      uint64_t index, const struct eng__restore_to *to)
 {
-	return eng__snapshot_install(s, buf, len, index, NULL, NULL);
-}
-
-int eng__snapshot_install(struct eng_dbs *s, const void *buf, size_t len,
-			  uint64_t *index, eng__restore_push_fn push,
-			  void *arg)
-{
-	const uint8_t *p = buf;
 	size_t off = 24, data;
-	uint64_t n_db, i, total;
+	uint64_t n_db = qf_get_le64(p + 16), i, total = 0;
 	struct rec r;
 	int rv;
 
-	if (len < 24 || qf_get_le32(p) != SNAP_MAGIC || qf_get_le32(p + 4) != 1)
-		return QF_EMALFORMED;
-	*index = qf_get_le64(p + 8);
-	n_db = qf_get_le64(p + 16);
 	/* First pass: every record parses and the images fill the buffer
 	 * exactly, before anything is restored. */
-	total = 0;
 	for (i = 0; i < n_db; i++) {
-		rv = parse_rec(p, len, &off, false, &r);
+		rv = parse_rec(p, len, &off, REC_V1, &r);
 		if (rv != 0)
 			return rv;
 		total += (uint64_t)r.db_pages * r.page_size;
@@ -412,16 +633,217 @@ int eng__snapshot_install(struct eng_dbs *s, const void *buf, size_t len,
 	for (i = 0; i < n_db; i++) {
 		size_t img;
 
-		(void)parse_rec(p, len, &off, false, &r); /* checked above */
+		(void)parse_rec(p, len, &off, REC_V1, &r); /* checked above */
 		img = (size_t)r.db_pages * r.page_size;
-		if (data + img > len)
-			return QF_EMALFORMED;
-		rv = push != NULL ? restore_db_live(s, &r, p + data, *index,
-						    push, arg)
-				  : restore_db(s, &r, p + data, *index);
+		rv = to != NULL ? restore_db_v1_live(s, &r, p + data, index, to)
+				: restore_db_v1(s, &r, p + data, index);
 		if (rv != 0)
 			return rv;
 		data += img;
 	}
-	return data == len ? 0 : QF_EMALFORMED;
+	return 0;
+}
+
+static bool hashes_make_cksum(const struct rec *r)
+{
+	uint64_t ck = 0;
+	uint32_t i;
+
+	for (i = 0; i < r->db_pages; i++)
+		ck ^= qf_get_le64(r->hashes + 8 * (size_t)i);
+	return ck == r->cksum;
+}
+
+/* @r's state, its hashes decoded (malloc'd) into st->hashes. */
+static int rec_state(const struct rec *r, struct eng_db_snap *st)
+{
+	uint32_t i;
+
+	st->page_size = r->page_size;
+	st->db_pages = r->db_pages;
+	st->seq = r->seq;
+	st->cksum = r->cksum;
+	st->hashes = malloc(((size_t)r->db_pages + 1) * sizeof *st->hashes);
+	if (st->hashes == NULL)
+		return -ENOMEM;
+	for (i = 0; i < r->db_pages; i++)
+		st->hashes[i] = qf_get_le64(r->hashes + 8 * (size_t)i);
+	return 0;
+}
+
+/* Copy @r's image from @img_fd at @img_off into its emptied backing file,
+ * checking every page against the snapshot's hash: 0, QF_EMALFORMED if a
+ * page differs or the image is short, or -errno. */
+static int write_from_image(struct eng_dbs *s, const char *name,
+			    const struct rec *r, int img_fd, uint64_t img_off)
+{
+	size_t ps = r->page_size, per = CHUNK_BYTES / ps, n, i;
+	uint8_t *buf = malloc(CHUNK_BYTES);
+	int fd = eng__db_open_empty(s, name), rv = 0;
+	uint32_t p = 1;
+	long got;
+
+	if (fd < 0 || buf == NULL) {
+		rv = fd < 0 ? fd : -ENOMEM;
+		goto out;
+	}
+	while (rv == 0 && p <= r->db_pages) {
+		n = r->db_pages - p + 1 < per ? r->db_pages - p + 1 : per;
+		got = qf_pread_full(img_fd, buf, n * ps,
+				    (int64_t)(img_off + (uint64_t)(p - 1) * ps));
+		if (got < 0 || (size_t)got != n * ps) {
+			rv = got < 0 ? (int)got : QF_EMALFORMED;
+			break;
+		}
+		for (i = 0; i < n && rv == 0; i++)
+			if (qf_page_hash(p + (uint32_t)i, buf + i * ps, ps) !=
+			    qf_get_le64(r->hashes + 8 * ((size_t)p - 1 + i)))
+				rv = QF_EMALFORMED;
+		if (rv == 0)
+			rv = qf_pwrite_full(fd, buf, n * ps,
+					    (int64_t)(p - 1) * (int64_t)ps);
+		p += (uint32_t)n;
+	}
+	if (rv == 0 && fdatasync(fd) != 0)
+		rv = -errno;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return rv;
+}
+
+/* Before the mount exists: rebuild @r's database from the image file
+ * (@img_fd, -1 when missing).  Without a usable image the state is the
+ * snapshot's and the files are marked suspect: the leader's image
+ * repairs them once the node runs (follow.c). */
+static int restore_db_v2(struct eng_dbs *s, const struct rec *r,
+			 int img_fd, uint64_t img_off, uint64_t index)
+{
+	struct eng_db_snap st;
+	char name[4096];
+	struct eng_db *d = rec_db(s, r, name);
+	int rv, img_rv;
+
+	if (d == NULL)
+		return -ENOMEM;
+	if (holds(d, r))
+		return 0;
+	rv = rec_state(r, &st);
+	if (rv != 0)
+		return rv;
+	QF_LOG(QF_INFO, "db=%s: restoring from snapshot index=%llu (%u pages)",
+	       name, (unsigned long long)index, r->db_pages);
+	rv = eng__db_reset(s, d);
+	if (rv != 0)
+		goto out;
+	img_rv = img_fd >= 0 ? write_from_image(s, name, r, img_fd, img_off)
+			     : -ENOENT;
+	rv = eng__db_set_state(d, &st, index);
+	if (rv != 0) {
+		QF_LOG(QF_ERROR, "db=%s: snapshot hashes do not make its "
+		       "checksum", name);
+		goto out;
+	}
+	d->wal_frames = 0;
+	if (img_rv != 0) {
+		QF_LOG(QF_ERROR, "db=%s: the image of snapshot index=%llu is "
+		       "%s: the files stay empty until the leader's image "
+		       "replaces them", name, (unsigned long long)index,
+		       img_rv == -ENOENT ? "not on this node" : "damaged");
+		(void)eng__db_reset(s, d); /* no partial image left */
+		(void)eng__db_set_state(d, &st, index);
+		d->files_suspect = true;
+		d->diverged = true;
+	}
+	rv = eng__db_save_all(s, d);
+out:
+	free(st.hashes);
+	return rv;
+}
+
+/* A mounted follower: a database whose state differs from the snapshot's
+ * takes the snapshot's state through the follower's queue; its files then
+ * wait for the leader's image. */
+static int restore_db_v2_live(struct eng_dbs *s, const struct rec *r,
+			      uint64_t index, const struct eng__restore_to *to)
+{
+	struct eng_db_snap st;
+	char name[4096];
+	struct eng_db *d = rec_db(s, r, name);
+	int rv;
+
+	if (d == NULL)
+		return -ENOMEM;
+	if (d->seq == r->seq && d->cksum == r->cksum && !d->diverged &&
+	    d->fq_head == NULL)
+		return 0; /* current */
+	rv = rec_state(r, &st);
+	if (rv != 0)
+		return rv;
+	QF_LOG(QF_INFO, "db=%s: installing snapshot index=%llu (%u pages): "
+	       "the files follow from the leader's image", name,
+	       (unsigned long long)index, r->db_pages);
+	return to->state(to->arg, d, &st, index); /* takes st.hashes */
+}
+
+static int install_v2(struct eng_dbs *s, const uint8_t *p, size_t len,
+		      uint64_t index, const struct eng__restore_to *to)
+{
+	uint64_t n_db = qf_get_le64(p + 16), i, img_off = 0;
+	size_t off = 24;
+	char *path = NULL;
+	int img_fd = -1, rv = 0;
+	struct rec r;
+
+	for (i = 0; i < n_db; i++) { /* every record checks out first */
+		rv = parse_rec(p, len, &off, REC_V2, &r);
+		if (rv == 0 && !hashes_make_cksum(&r))
+			rv = QF_EMALFORMED;
+		if (rv != 0)
+			return rv;
+	}
+	if (off != len)
+		return QF_EMALFORMED;
+	if (to == NULL) {
+		path = image_path(s->state_dir, index, "");
+		if (path == NULL)
+			return -ENOMEM;
+		img_fd = open(path, O_RDONLY | O_CLOEXEC);
+		free(path);
+	}
+	off = 24;
+	for (i = 0; i < n_db && rv == 0; i++) {
+		(void)parse_rec(p, len, &off, REC_V2, &r); /* checked above */
+		rv = to != NULL ? restore_db_v2_live(s, &r, index, to)
+				: restore_db_v2(s, &r, img_fd, img_off, index);
+		img_off += (uint64_t)r.db_pages * r.page_size;
+	}
+	if (img_fd >= 0)
+		close(img_fd);
+	return rv;
+}
+
+int eng__snapshot_restore(struct eng_dbs *s, const void *buf, size_t len,
+			  uint64_t *index)
+{
+	return eng__snapshot_install(s, buf, len, index, NULL);
+}
+
+int eng__snapshot_install(struct eng_dbs *s, const void *buf, size_t len,
+			  uint64_t *index, const struct eng__restore_to *to)
+{
+	const uint8_t *p = buf;
+	uint32_t magic, version;
+
+	if (len < 24)
+		return QF_EMALFORMED;
+	magic = qf_get_le32(p);
+	version = qf_get_le32(p + 4);
+	*index = qf_get_le64(p + 8);
+	if (magic == SNAP_MAGIC_V1 && version == 1)
+		return install_v1(s, p, len, *index, to);
+	if (magic == SNAP_MAGIC && version == 2)
+		return install_v2(s, p, len, *index, to);
+	return QF_EMALFORMED;
 }

@@ -732,6 +732,37 @@ int eng__db_write_backing(struct eng_dbs *s, const struct eng_txn *t)
 	return rv;
 }
 
+int eng__db_open_empty(struct eng_dbs *s, const char *name)
+{
+	return open_backing_db(s, name, O_TRUNC);
+}
+
+int eng__db_set_state(struct eng_db *d, const struct eng_db_snap *st,
+		      uint64_t index)
+{
+	uint64_t ck = 0;
+	uint32_t i;
+	int rv;
+
+	for (i = 0; i < st->db_pages; i++)
+		ck ^= st->hashes[i];
+	if (ck != st->cksum)
+		return QF_EMALFORMED;
+	rv = ensure_hash_cap(d, st->db_pages);
+	if (rv != 0)
+		return rv;
+	if (d->hash != NULL)
+		memset(d->hash, 0, (size_t)d->hash_cap * sizeof *d->hash);
+	if (st->db_pages > 0)
+		memcpy(d->hash, st->hashes, (size_t)st->db_pages * sizeof *d->hash);
+	d->page_size = st->page_size;
+	d->db_pages = st->db_pages;
+	d->seq = d->base_seq = st->seq;
+	d->cksum = d->base_cksum = st->cksum;
+	d->applied = index;
+	return 0;
+}
+
 int eng__db_write_image(struct eng_dbs *s, const char *name,
 			const uint8_t *image, uint32_t page_size,
 			uint32_t db_pages)

@@ -113,6 +113,24 @@ int eng__db_write_image(struct eng_dbs *s, const char *name,
 			const uint8_t *image, uint32_t page_size,
 			uint32_t db_pages);
 
+/* Open the backing database file of @name for writing, emptied (its
+ * parent directories made), before the mount exists.  fd or -errno. */
+int eng__db_open_empty(struct eng_dbs *s, const char *name);
+
+/* A database's whole state as a snapshot records it, without its pages:
+ * @hashes holds qf_page_hash of pages 1..db_pages. */
+struct eng_db_snap {
+	uint32_t page_size, db_pages;
+	uint64_t seq, cksum;
+	uint64_t *hashes;
+};
+
+/* Make @st the state of @d at raft @index (also its installed image:
+ * base_seq and base_cksum).  QF_EMALFORMED if the hashes do not make
+ * st->cksum (then @d is unchanged), or -ENOMEM. */
+int eng__db_set_state(struct eng_db *d, const struct eng_db_snap *st,
+		      uint64_t index);
+
 /* Persist the header of @d (one pwrite, no fsync).  0 or -errno. */
 int eng__db_save_header(struct eng_dbs *s, struct eng_db *d);
 /* Persist the header and the page hashes of @d (temp file + rename). */

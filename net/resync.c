@@ -5,8 +5,9 @@
  * eng_resync.  A fetch that fails is not retried here: the engine asks
  * again every few seconds while the database stays diverged.
  *
- * Both hold the whole image in memory, as a raft snapshot does.  Loop
- * thread, except the *_work functions. */
+ * Both hold the whole image in memory (unlike snapshots, which stream to
+ * an image file: snapshot.h), one at a time per node.  Loop thread,
+ * except the *_work functions. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,7 @@
 
 #include "server.h"
 
-/* Largest image sent or accepted (a raft snapshot is bounded likewise
- * by memory): 64 GiB. */
+/* Largest image sent or accepted: 64 GiB. */
 #define IMAGE_MAX_MSG ((size_t)64 << 30)
 /* A follower's fetch: connecting, then the whole exchange. */
 #define FETCH_CONNECT_MS 5000

@@ -75,30 +75,92 @@ static uint8_t *snap_build(uint64_t index, const struct srec *r, size_t n,
 	return b;
 }
 
-/* Take and copy a snapshot of @f at @index, as raft would store it: the
- * buffers back to back.  NULL if take or copy failed. */
+/* What raft stores of a version 2 snapshot (snapshot.h): the records
+ * with the (zeroed) local field and the page hashes; no pages. */
+static uint8_t *meta_build(uint64_t index, const struct srec *r, size_t n,
+			   size_t *len)
+{
+	size_t size = 24, off, i;
+	uint32_t p;
+	uint8_t *b;
+
+	for (i = 0; i < n; i++)
+		size += 32 + pad8(strlen(r[i].name)) + 8 + 8 * (size_t)r[i].pages;
+	b = calloc(1, size);
+	if (b == NULL)
+		abort();
+	qf_put_le32(b, 0x324e4651);
+	qf_put_le32(b + 4, 2);
+	qf_put_le64(b + 8, index);
+	qf_put_le64(b + 16, n);
+	off = 24;
+	for (i = 0; i < n; i++) {
+		size_t nl = strlen(r[i].name);
+
+		qf_put_le32(b + off, (uint32_t)nl);
+		qf_put_le32(b + off + 4, r[i].ps);
+		qf_put_le32(b + off + 8, r[i].pages);
+		qf_put_le64(b + off + 16, r[i].seq);
+		qf_put_le64(b + off + 24, r[i].cksum);
+		memcpy(b + off + 32, r[i].name, nl);
+		off += 32 + pad8(nl) + 8;
+		for (p = 1; p <= r[i].pages; p++, off += 8)
+			qf_put_le64(b + off,
+				    qf_page_hash(p, r[i].img + (size_t)(p - 1) * r[i].ps,
+						 r[i].ps));
+	}
+	*len = size;
+	return b;
+}
+
+/* Take and copy a snapshot of @f at @index: what raft stores (the
+ * metadata) is returned, the image stays in @f's state dir.  NULL if take
+ * or copy failed. */
 static uint8_t *snapshot_of(struct fx *f, uint64_t index, size_t *len)
 {
 	struct raft_buffer *bufs = NULL;
-	unsigned n = 0, i;
+	unsigned n = 0;
 	uint8_t *out;
-	size_t off = 0;
 
 	if (eng__snapshot_take(&f->dbs, index, &bufs, &n) != 0)
 		return NULL;
-	if (eng__snapshot_copy(f->db, &bufs, &n) != 0)
+	if (eng__snapshot_copy(f->db, f->state, f->dir, &bufs, &n) != 0)
 		return NULL;
-	for (i = 0, *len = 0; i < n; i++)
-		*len += bufs[i].len;
+	if (n != 1)
+		abort();
+	*len = bufs[0].len;
 	out = malloc(*len + 1);
 	if (out == NULL)
 		abort();
-	for (i = 0; i < n; i++) {
-		memcpy(out + off, bufs[i].base, bufs[i].len);
-		off += bufs[i].len;
-	}
+	memcpy(out, bufs[0].base, *len);
 	eng__snapshot_free(&bufs, &n);
 	return out;
+}
+
+static const char *image_file(struct fx *f, uint64_t index)
+{
+	return fx_path("%s/snapshots/%llu.img", f->state,
+		       (unsigned long long)index);
+}
+
+/* The image file of @f's snapshot at @index; NULL if there is none. */
+static uint8_t *image_of(struct fx *f, uint64_t index, size_t *len)
+{
+	if (fx_file_size(image_file(f, index)) < 0)
+		return NULL;
+	return fx_read_file(image_file(f, index), len);
+}
+
+/* Give @dst the image of @src's snapshot at @index, as a restart finds it. */
+static void copy_image(struct fx *src, struct fx *dst, uint64_t index)
+{
+	size_t len;
+	uint8_t *img = image_of(src, index, &len);
+
+	if (img == NULL)
+		abort();
+	fx_write_file(image_file(dst, index), img, len);
+	free(img);
 }
 
 /* Restore from a heap copy of exactly @len bytes of @buf. */
@@ -246,6 +308,7 @@ TEST(snapshot, round_trip)
 	adopt_file(&src, eng__db_find(&src.dbs, "a.db"), 6);
 	snap = snapshot_of(&src, 9, &len);
 	ASSERT_NOT_NULL(snap);
+	copy_image(&src, &dst, 9);
 	ASSERT_EQ(restore(&dst, snap, len, &index), 0);
 	ASSERT_U64_EQ(index, 9);
 	for (i = 0; i < 3; i++) {
@@ -295,6 +358,7 @@ TEST(snapshot, empty_dbs_left_out)
 	snap = snapshot_of(&src, 3, &len);
 	ASSERT_NOT_NULL(snap);
 	ASSERT_U64_EQ(qf_get_le64(snap + 16), 1);
+	copy_image(&src, &dst, 3);
 	ASSERT_EQ(restore(&dst, snap, len, &index), 0);
 	ASSERT_NOT_NULL(eng__db_find(&dst.dbs, "a.db"));
 	ASSERT_NULL(eng__db_find(&dst.dbs, "e.db"));
@@ -319,6 +383,7 @@ TEST(snapshot, no_databases)
 	snap = snapshot_of(&src, 77, &len);
 	ASSERT_NOT_NULL(snap);
 	ASSERT_EQ(len, 24);
+	ASSERT_EQ(fx_file_size(image_file(&src, 77)), 0);
 	ASSERT_EQ(restore(&dst, snap, len, &index), 0);
 	ASSERT_U64_EQ(index, 77);
 	ASSERT_NULL(dst.dbs.head);
@@ -351,19 +416,20 @@ TEST(snapshot, postponed_while_diverged)
 }
 
 /* copy's output is exactly the format snapshot.h documents (no local WAL
- * frame count left in it). */
+ * frame count left in it), and the image file holds the pages. */
 TEST(snapshot, copy_matches_format)
 {
 	struct fx f;
 	struct eng_db *d;
 	struct srec r;
-	uint8_t *img, *snap, *want;
-	size_t img_len, len, want_len;
+	uint8_t *img, *snap, *want, *file;
+	size_t img_len, len, want_len, file_len;
 
 	fx_init(&f);
 	make_db(fx_path("%s/dir/x1.db", f.db), 1024, 12, 0);
 	d = eng__db_get(&f.dbs, "dir/x1.db"); /* 9 bytes: padded name */
 	adopt_file(&f, d, 4);
+	d->wal_frames = 0; /* nothing in a WAL, but the field must be 0 */
 	img = fx_read_file(fx_path("%s/dir/x1.db", f.db), &img_len);
 	ASSERT_NOT_NULL(img);
 	r = (struct srec){.name = "dir/x1.db", .ps = 1024,
@@ -371,14 +437,48 @@ TEST(snapshot, copy_matches_format)
 			  .cksum = xor_pages(img, 1024,
 					     (uint32_t)(img_len / 1024)),
 			  .img = img};
-	want = snap_build(0x0102030405060708ULL, &r, 1, &want_len);
+	want = meta_build(0x0102030405060708ULL, &r, 1, &want_len);
 	snap = snapshot_of(&f, 0x0102030405060708ULL, &len);
 	ASSERT_NOT_NULL(snap);
 	ASSERT_EQ(len, want_len);
 	ASSERT_MEM_EQ(snap, want, len);
+	file = image_of(&f, 0x0102030405060708ULL, &file_len);
+	ASSERT_NOT_NULL(file);
+	ASSERT_EQ(file_len, img_len);
+	ASSERT_MEM_EQ(file, img, img_len);
+	ASSERT_EQ(fx_file_size(fx_path("%s/snapshots/%llu.img.tmp", f.state,
+				       0x0102030405060708ULL)), -1);
+	free(file);
 	free(img);
 	free(snap);
 	free(want);
+	fx_fini(&f);
+	return TEST_OK;
+}
+
+/* The memory a snapshot takes does not grow with the databases: what raft
+ * keeps is 8 bytes a page, however large the pages. */
+TEST(snapshot, metadata_is_eight_bytes_a_page)
+{
+	struct fx f;
+	uint8_t *snap;
+	size_t len, img_len;
+	uint8_t *img;
+	uint32_t pages;
+
+	fx_init(&f);
+	make_db(fx_path("%s/big.db", f.db), 65536, 400, 0);
+	adopt_file(&f, eng__db_get(&f.dbs, "big.db"), 2);
+	pages = eng__db_find(&f.dbs, "big.db")->db_pages;
+	ASSERT_TRUE(pages > 4);
+	snap = snapshot_of(&f, 5, &len);
+	ASSERT_NOT_NULL(snap);
+	ASSERT_EQ(len, 24 + 32 + 8 + 8 + 8 * (size_t)pages);
+	img = image_of(&f, 5, &img_len);
+	ASSERT_NOT_NULL(img);
+	ASSERT_EQ(img_len, (size_t)pages * 65536);
+	free(img);
+	free(snap);
 	fx_fini(&f);
 	return TEST_OK;
 }
@@ -399,9 +499,11 @@ TEST(snapshot, copy_fails_on_mismatch)
 	adopt_file(&f, eng__db_get(&f.dbs, "a.db"), 2);
 	ASSERT_EQ(eng__snapshot_take(&f.dbs, 2, &bufs, &n), 0);
 	fx_patch_file(fx_path("%s/a.db", f.db), 1024 + 700, &byte, 1);
-	ASSERT_EQ(eng__snapshot_copy(f.db, &bufs, &n), RAFT_IOERR);
+	ASSERT_EQ(eng__snapshot_copy(f.db, f.state, f.dir, &bufs, &n), RAFT_IOERR);
 	ASSERT_NULL(bufs);
 	ASSERT_EQ(n, 0);
+	ASSERT_EQ(fx_file_size(image_file(&f, 2)), -1);
+	ASSERT_EQ(fx_file_size(fx_path("%s.tmp", image_file(&f, 2))), -1);
 	fx_fini(&f);
 	return TEST_OK;
 }
@@ -422,7 +524,7 @@ TEST(snapshot, copy_fails_on_second_db_mismatch)
 	ASSERT_EQ(eng__snapshot_take(&f.dbs, 3, &bufs, &n), 0);
 	/* The record taken first is the state created last: change a.db. */
 	ASSERT_EQ(truncate(fx_path("%s/a.db", f.db), 1024), 0);
-	ASSERT_EQ(eng__snapshot_copy(f.db, &bufs, &n), RAFT_IOERR);
+	ASSERT_EQ(eng__snapshot_copy(f.db, f.state, f.dir, &bufs, &n), RAFT_IOERR);
 	ASSERT_NULL(bufs);
 	fx_fini(&f);
 	return TEST_OK;
@@ -459,8 +561,12 @@ TEST(snapshot, copy_reads_wal_frames)
 	snap = snapshot_of(&f, 3, &snap_len);
 	ASSERT_NOT_NULL(snap);
 	ASSERT_EQ(qf_get_le32(snap + 32), pages);
-	ASSERT_EQ(snap_len, 24 + 32 + 8 + len);
-	ASSERT_MEM_EQ(snap + 24 + 32 + 8, img, len);
+	ASSERT_EQ(snap_len, 24 + 32 + 8 + 8 + 8 * (size_t)pages);
+	free(file);
+	file = image_of(&f, 3, &file_len);
+	ASSERT_NOT_NULL(file);
+	ASSERT_EQ(file_len, len);
+	ASSERT_MEM_EQ(file, img, len);
 	sqlite3_close(conn);
 	free(img);
 	free(file);
@@ -501,8 +607,12 @@ TEST(snapshot, copy_ignores_later_wal_frames)
 	d->wal_frames = (uint64_t)(wal_a - 32) / (1024 + 24);
 	snap = snapshot_of(&f, 3, &snap_len);
 	ASSERT_NOT_NULL(snap);
-	ASSERT_EQ(snap_len, 24 + 32 + 8 + len_a);
-	ASSERT_MEM_EQ(snap + 24 + 32 + 8, img_a, len_a);
+	ASSERT_EQ(snap_len, 24 + 32 + 8 + 8 + len_a / 1024 * 8);
+	free(img_b);
+	img_b = image_of(&f, 3, &len_b);
+	ASSERT_NOT_NULL(img_b);
+	ASSERT_EQ(len_b, len_a);
+	ASSERT_MEM_EQ(img_b, img_a, len_a);
 	sqlite3_close(conn);
 	free(img_a);
 	free(img_b);
@@ -871,6 +981,142 @@ TEST(snapshot, restore_rejects_escaping_name)
 	ASSERT_EQ(fx_file_size(fx_path("%s/escaped.db", f.dir)), -1);
 	ASSERT_EQ(rv, QF_EMALFORMED);
 	free(snap);
+	fx_fini(&f);
+	return TEST_OK;
+}
+
+/* ---- version 2: the image beside the snapshot ---- */
+
+/* A two-database v2 snapshot of @src at index 20 (a.db 3 pages, d/b.db 2
+ * pages, both newer than older_target()). */
+static uint8_t *two_db_v2(struct fx *src, size_t *len)
+{
+	make_db(fx_path("%s/a.db", src->db), 1024, 20, 3);
+	make_db(fx_path("%s/d/b.db", src->db), 512, 20, 4);
+	adopt_file(src, eng__db_get(&src->dbs, "a.db"), 4);
+	adopt_file(src, eng__db_get(&src->dbs, "d/b.db"), 4);
+	return snapshot_of(src, 20, len);
+}
+
+/* Without its image (a follower that raft sent the snapshot), restore
+ * takes the snapshot's state, leaves no stale file and marks the files
+ * suspect (persisted) for the leader's image to replace them. */
+TEST(snapshot, restore_without_image_marks_files_suspect)
+{
+	struct fx src, dst;
+	uint8_t old_a[4 * 512], old_b[2 * 512];
+	uint64_t index = 0;
+	uint8_t *snap, *hdr;
+	size_t len, hdr_len;
+	struct eng_db *d;
+
+	fx_init(&src);
+	fx_init(&dst);
+	older_target(&dst, old_a, old_b);
+	snap = two_db_v2(&src, &len);
+	ASSERT_NOT_NULL(snap);
+	ASSERT_EQ(restore(&dst, snap, len, &index), 0);
+	ASSERT_U64_EQ(index, 20);
+	d = eng__db_find(&dst.dbs, "a.db");
+	ASSERT_EQ(same_db(d, eng__db_find(&src.dbs, "a.db")), TEST_OK);
+	ASSERT_TRUE(d->files_suspect);
+	ASSERT_TRUE(d->diverged);
+	ASSERT_U64_EQ(d->base_seq, d->seq);
+	ASSERT_EQ(fx_file_size(fx_path("%s/a.db", dst.db)), -1);
+	ASSERT_EQ(fx_file_size(fx_path("%s/d/b.db", dst.db)), -1);
+	/* The mark is in the header on disk (flags at offset 72). */
+	hdr = fx_read_file(fx_path("%s/a.db.state", dst.state), &hdr_len);
+	ASSERT_NOT_NULL(hdr);
+	ASSERT_TRUE(hdr_len >= 96);
+	ASSERT_U64_EQ(qf_get_le64(hdr + 72) & 1, 1);
+	ASSERT_U64_EQ(qf_get_le64(hdr + 16), d->seq);
+	free(hdr);
+	free(snap);
+	fx_fini(&src);
+	fx_fini(&dst);
+	return TEST_OK;
+}
+
+/* A damaged image is caught page by page: the files are not rebuilt from
+ * it (none is left behind) and are marked suspect. */
+TEST(snapshot, restore_checks_every_image_page)
+{
+	struct fx src, dst;
+	uint64_t index = 0;
+	uint8_t *snap, byte = 0x33;
+	size_t len;
+	struct eng_db *a, *b;
+
+	fx_init(&src);
+	fx_init(&dst);
+	snap = two_db_v2(&src, &len);
+	ASSERT_NOT_NULL(snap);
+	copy_image(&src, &dst, 20);
+	/* Records are taken newest first: d/b.db, then a.db at offset
+	 * 2 pages of 512; damage a.db's last page. */
+	fx_patch_file(image_file(&dst, 20),
+		      (long)fx_file_size(image_file(&dst, 20)) - 10, &byte, 1);
+	ASSERT_EQ(restore(&dst, snap, len, &index), 0);
+	a = eng__db_find(&dst.dbs, "a.db");
+	b = eng__db_find(&dst.dbs, "d/b.db");
+	ASSERT_TRUE(a->files_suspect);
+	ASSERT_EQ(fx_file_size(fx_path("%s/a.db", dst.db)), -1);
+	ASSERT_TRUE(!b->files_suspect);
+	ASSERT_EQ(fx_file_size(fx_path("%s/d/b.db", dst.db)),
+		  (long long)b->db_pages * 512);
+	free(snap);
+	fx_fini(&src);
+	fx_fini(&dst);
+	return TEST_OK;
+}
+
+/* A v2 snapshot cut short, or whose hashes do not make a record's
+ * checksum, is rejected before any local database is touched. */
+TEST(snapshot, restore_v2_rejects_bad_metadata)
+{
+	struct fx src, dst;
+	uint8_t old_a[4 * 512], old_b[2 * 512];
+	uint64_t index;
+	uint8_t *snap;
+	size_t len, cut;
+
+	fx_init(&src);
+	fx_init(&dst);
+	older_target(&dst, old_a, old_b);
+	snap = two_db_v2(&src, &len);
+	ASSERT_NOT_NULL(snap);
+	copy_image(&src, &dst, 20);
+	for (cut = 24; cut < len; cut += 8)
+		ASSERT_EQ(restore(&dst, snap, cut, &index), QF_EMALFORMED);
+	snap[len - 1] ^= 1; /* the last page hash */
+	ASSERT_EQ(restore(&dst, snap, len, &index), QF_EMALFORMED);
+	ASSERT_EQ(older_target_intact(&dst, old_a, old_b), TEST_OK);
+	free(snap);
+	fx_fini(&src);
+	fx_fini(&dst);
+	return TEST_OK;
+}
+
+/* Images of snapshots raft no longer keeps, and unfinished ones, are
+ * removed; the one being written and those raft keeps stay. */
+TEST(snapshot, gc_keeps_what_raft_keeps)
+{
+	struct fx f;
+	uint8_t x = 1;
+
+	fx_init(&f);
+	fx_write_file(image_file(&f, 5), &x, 1);
+	fx_write_file(image_file(&f, 6), &x, 1);
+	fx_write_file(image_file(&f, 7), &x, 1);
+	fx_write_file(fx_path("%s.tmp", image_file(&f, 4)), &x, 1);
+	fx_write_file(fx_path("%s/snapshots/notes.txt", f.state), &x, 1);
+	fx_write_file(fx_path("%s/raft/snapshot-2-6-1234.meta", f.dir), &x, 1);
+	eng__snapshot_gc(f.state, fx_path("%s/raft", f.dir), 7);
+	ASSERT_EQ(fx_file_size(image_file(&f, 5)), -1);
+	ASSERT_EQ(fx_file_size(image_file(&f, 6)), 1);
+	ASSERT_EQ(fx_file_size(image_file(&f, 7)), 1);
+	ASSERT_EQ(fx_file_size(fx_path("%s.tmp", image_file(&f, 4))), -1);
+	ASSERT_EQ(fx_file_size(fx_path("%s/snapshots/notes.txt", f.state)), 1);
 	fx_fini(&f);
 	return TEST_OK;
 }
