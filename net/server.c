@@ -182,6 +182,15 @@ static int submit_sql(struct conn *c)
 	}
 	if (forward_to_leader(c))
 		return 1;
+	if (s->worker == NULL && !net__worker_may_spawn(s)) {
+		/* The last worker started less than a second ago: the request
+		 * waits for the next one, reading nothing more meanwhile. */
+		c->parked = true;
+		s->n_parked++;
+		uv_read_stop((uv_stream_t *)c->tcp);
+		net__worker_respawn_soon(s);
+		return 0;
+	}
 	if (s->worker == NULL && net__worker_spawn(s) != 0) {
 		net__reply_failure(c, 10, "cannot start a session");
 		return 0;
@@ -208,8 +217,12 @@ static void unlink_conn(struct conn *c)
 		if (*pp == c) {
 			*pp = c->next;
 			c->srv->n_conns--;
-			return;
+			break;
 		}
+	if (c->parked) {
+		c->parked = false;
+		c->srv->n_parked--;
+	}
 }
 
 static void conn_free(struct conn *c)
@@ -598,6 +611,24 @@ static void accept_cb(uv_stream_t *listener, int status)
 	uv_tcp_nodelay(c->tcp, 1);
 	if (uv_read_start((uv_stream_t *)c->tcp, alloc_cb, read_cb) != 0)
 		net__conn_close(c);
+}
+
+void net__resume_parked(struct net_server *s)
+{
+	struct conn *c, *next;
+
+	for (c = s->conns; c != NULL && s->n_parked > 0; c = next) {
+		next = c->next;
+		if (!c->parked)
+			continue;
+		c->parked = false;
+		s->n_parked--;
+		if (uv_read_start((uv_stream_t *)c->tcp, alloc_cb, read_cb) != 0) {
+			net__conn_close(c);
+			continue;
+		}
+		(void)submit_sql(c); /* may forward it: @c gone */
+	}
 }
 
 /* ---- start and stop (main thread, through eng_call) ---- */

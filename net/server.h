@@ -28,6 +28,7 @@ struct conn {
 			  * callbacks */
 	bool closing;
 	bool has_session; /* the worker has a session for it */
+	bool parked; /* its request waits for a worker (reading stopped) */
 	struct conn *next;
 };
 
@@ -56,6 +57,7 @@ struct net_server {
 	uint64_t next_serial;
 	struct conn *conns;
 	unsigned n_conns;
+	unsigned n_parked; /* conns whose request waits for a worker */
 	bool stopping;
 	bool open; /* SQL served (net_server_open) */
 	struct applying *applying; /* sent to the worker, not yet done */
@@ -94,9 +96,17 @@ void net__conn_close(struct conn *c);
 /* One of the server's handles closed (the last ends a stop). */
 void net__handle_closed(struct net_server *s);
 
+/* Send the requests parked while no worker ran to the new one. */
+void net__resume_parked(struct net_server *s);
+
 /* server_worker.c */
 /* Start `quorafs sql-worker` with the link on its fd 3.  0 or an error. */
 int net__worker_spawn(struct net_server *s);
+/* May a worker start now?  At most one a second, whoever asks: one that
+ * dies on every request must not turn into a fork loop. */
+bool net__worker_may_spawn(struct net_server *s);
+/* A new worker as soon as one may start (a timer otherwise). */
+void net__worker_respawn_soon(struct net_server *s);
 /* One frame to the current worker.  0, or -errno when there is no worker
  * or no memory. */
 int net__worker_send(struct net_server *s, struct net_link_hdr *h,

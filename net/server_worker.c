@@ -14,7 +14,6 @@
 #define APPLY_FRAME_MAX ((size_t)1 << 30) /* well inside the u32 length */
 
 static void resend_applying(struct net_server *s, struct applying *a);
-static void respawn_soon(struct net_server *s);
 
 /* Loop thread: one frame to the current worker.  0, or -errno when
  * there is no worker or no memory. */
@@ -93,7 +92,7 @@ void net_server_apply(void *server, const struct eng_txn *t, uint64_t index)
 	a->next = s->applying;
 	s->applying = a;
 	if (s->worker == NULL && !s->stopping)
-		respawn_soon(s); /* its HELLO sends what is applying */
+		net__worker_respawn_soon(s); /* its HELLO sends what is applying */
 	else if (s->worker != NULL && s->worker->hello)
 		(void)send_apply(s, a);
 }
@@ -178,21 +177,33 @@ static void respawn_cb(uv_timer_t *t)
 {
 	struct net_server *s = t->data;
 
-	if (s->worker == NULL && !s->stopping && s->applying != NULL &&
+	if (s->worker == NULL && !s->stopping &&
+	    (s->applying != NULL || s->n_parked > 0) &&
 	    net__worker_spawn(s) != 0)
 		(void)uv_timer_start(&s->kill_timer, respawn_cb, 1000, 0);
 }
 
+bool net__worker_may_spawn(struct net_server *s)
+{
+	return s->spawned_ms == 0 ||
+	       uv_now(eng_loop(s->engine)) - s->spawned_ms >= 1000;
+}
+
 /* A new worker at once, unless the last one started less than a second
  * ago: a worker that dies on every transaction must not spin. */
-static void respawn_soon(struct net_server *s)
+void net__worker_respawn_soon(struct net_server *s)
 {
+	uint64_t wait;
+
 	if (uv_is_active((uv_handle_t *)&s->kill_timer))
 		return; /* a respawn is due already */
-	/* A spawn that fails is tried again a second later. */
-	if (uv_now(eng_loop(s->engine)) - s->spawned_ms < 1000 ||
-	    net__worker_spawn(s) != 0)
-		(void)uv_timer_start(&s->kill_timer, respawn_cb, 1000, 0);
+	if (net__worker_may_spawn(s) && net__worker_spawn(s) == 0)
+		return;
+	/* When the second is up; after a failed spawn, a second later. */
+	wait = net__worker_may_spawn(s)
+		       ? 1000
+		       : 1000 - (uv_now(eng_loop(s->engine)) - s->spawned_ms);
+	(void)uv_timer_start(&s->kill_timer, respawn_cb, wait, 0);
 }
 
 static void worker_lost(struct worker *w)
@@ -217,7 +228,7 @@ static void worker_lost(struct worker *w)
 			net__conn_close(c);
 	}
 	if (s->applying != NULL && !s->stopping)
-		respawn_soon(s); /* replicated transactions wait */
+		net__worker_respawn_soon(s); /* replicated transactions wait */
 }
 
 static void worker_exit_cb(uv_process_t *proc, int64_t status, int sig)
@@ -355,6 +366,7 @@ int net__worker_spawn(struct net_server *s)
 	QF_LOG(QF_DEBUG, "SQL worker process %d started", (int)w->proc.pid);
 	s->spawned_ms = uv_now(loop);
 	s->worker = w;
+	net__resume_parked(s);
 	return 0;
 }
 

@@ -450,6 +450,58 @@ def test_worker_crash_closes_its_connections(node):
 
 
 @pytest.mark.deadline(120)
+def test_clients_start_at_most_one_worker_a_second(node):
+    """The SQL worker killed as soon as it appears, again and again, while
+    clients keep connecting: a worker starts at most about once a second
+    (a request that finds none within a second of the last start waits
+    for the next), so a worker that dies on every request cannot become
+    a fork loop; once one lives, a new client is served."""
+    stop = threading.Event()
+    tries = [0, 0]  # requests, of which answered
+
+    def client():
+        while not stop.is_set():
+            tries[0] += 1
+            try:
+                with qfwire.Conn(node.address, timeout=3) as c:
+                    c.client()
+                    c.open(DB)
+                    c.query_sql("SELECT 1")
+                    tries[1] += 1
+            except (qfwire.WireError, qfwire.Failure, OSError):
+                pass
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for th in threads:
+        th.start()
+    killed = set()
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < 4:
+            for p in worker_pids(node):
+                if p not in killed:
+                    killed.add(p)
+                    os.kill(p, signal.SIGKILL)
+            time.sleep(0.002)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join()
+    took = time.monotonic() - t0
+    assert node.alive()
+    assert tries[0] > 2 * len(killed), (tries, len(killed))
+    assert 2 <= len(killed) <= took + 2, (len(killed), took, tries)
+    b = qfwire.connect([node.address], DB, timeout=10)
+    try:
+        _, rows = b.query_sql("SELECT 2")
+        assert rows == [(2,)], rows
+    finally:
+        b.close()
+    print(f"{len(killed)} workers killed in {took:.1f} s, {tries[0]} "
+          f"requests tried")
+
+
+@pytest.mark.deadline(120)
 def test_client_gone_while_statement_waits(node):
     """Clients that disconnect while their INSERT waits for the write
     lock: the daemon drops those sessions and keeps serving everyone else
