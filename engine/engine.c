@@ -725,6 +725,7 @@ static void *loop_main(void *arg)
 	struct eng *e = arg;
 	int rv;
 
+	(void)pthread_setname_np(pthread_self(), "qf-loop"); /* for top, gdb */
 	block_stop_signals();
 
 	rv = start_raft(e);

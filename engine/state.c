@@ -347,17 +347,6 @@ static int open_state_fd(struct eng_dbs *s, struct eng_db *d)
 	return d->fd < 0 ? -errno : 0;
 }
 
-/* The hashes index stored in the header on disk: kept across header
- * rewrites so a crash leaves "hashes older than header" visible. */
-static uint64_t stored_hashes_index(struct eng_db *d)
-{
-	uint8_t h[HDR_SIZE];
-
-	if (d->fd < 0 || qf_pread_full(d->fd, h, HDR_SIZE, 0) != HDR_SIZE)
-		return 0;
-	return qf_get_le64(h + 40);
-}
-
 int eng__db_save_header(struct eng_dbs *s, struct eng_db *d)
 {
 	uint8_t h[HDR_SIZE];
@@ -365,7 +354,10 @@ int eng__db_save_header(struct eng_dbs *s, struct eng_db *d)
 
 	if (rv != 0)
 		return rv;
-	encode_header(d, stored_hashes_index(d), h);
+	/* The hashes' index as stored (not @applied): a crash then leaves
+	 * "hashes older than header" visible.  Known since load or the last
+	 * save_all: no read per commit. */
+	encode_header(d, d->hashes_at, h);
 	return qf_pwrite_full(d->fd, h, HDR_SIZE, 0);
 }
 

@@ -75,6 +75,8 @@ static void *inval_main(void *arg)
 	struct inval *iv;
 	sigset_t set;
 
+	(void)pthread_setname_np(pthread_self(), "qf-inval");
+
 	/* Stop signals belong to the main thread and the FUSE workers (see
 	 * engine.c's loop thread). */
 	sigemptyset(&set);
