@@ -1,5 +1,6 @@
 /* The data dir: node identity (DATA/node) and the boot the backing files
  * were written in (DATA/state/boot_id).  Main thread, at start. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -117,3 +118,22 @@ int eng__make_dir(const char *path)
 	return 0;
 }
 
+
+void eng__remove_scratch(const char *state_dir)
+{
+	char path[4096];
+	struct dirent *de;
+	DIR *d = opendir(state_dir);
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, "image-in-", 9) != 0 &&
+		    strncmp(de->d_name, "image-out-", 10) != 0)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", state_dir, de->d_name);
+		if (unlink(path) != 0 && errno != ENOENT)
+			QF_LOG(QF_WARN, "removing %s: %s", path,
+			       strerror(errno));
+	}
+	if (d != NULL)
+		closedir(d);
+}

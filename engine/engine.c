@@ -779,8 +779,10 @@ static int prepare(struct eng *e)
 	if (rv == 0)
 		rv = eng__check_boot(e->state_dir, boot, sizeof boot,
 				     &same_boot);
-	if (rv == 0)
+	if (rv == 0) {
+		eng__remove_scratch(e->state_dir);
 		rv = eng__dbs_init(&e->dbs, e->state_dir, e->db_dir);
+	}
 	if (rv == 0)
 		rv = eng__dbs_load(&e->dbs, same_boot);
 	if (rv == 0)

@@ -31,6 +31,11 @@ struct eng_txn {
 	 * page has before it, for the applier to check its files against;
 	 * 0 = nothing to check (a new page).  NULL: no check. */
 	uint64_t *old_hashes;
+	/* An image kept in a file instead (eng_txn_image_file): n is 0, the
+	 * file holds pages 1..db_pages back to back, @hashes their hashes.
+	 * The transaction owns the file: freeing it removes the file. */
+	char *file;
+	uint64_t *hashes;
 };
 
 /* Allocate a transaction for @n pages of @page_size bytes, zeroed.  NULL on
@@ -42,6 +47,12 @@ void eng_txn_free(struct eng_txn *t);
  * fails (NULL).  A snapshot's or a leader's image being installed. */
 struct eng_txn *eng_txn_image(const char *db, uint32_t page_size,
 			      uint32_t db_pages, uint8_t *pages);
+/* The same with the pages in the file at @path and their @hashes
+ * (malloc'd), which it takes, also when it fails (NULL; the file is then
+ * removed).  A leader's image fetched to disk (net/resync.c). */
+struct eng_txn *eng_txn_image_file(const char *db, uint32_t page_size,
+				   uint32_t db_pages, const char *path,
+				   uint64_t *hashes);
 
 /* ---- Writing a WAL-mode database as SQLite would (engine/walwrite.c) ----
  *
@@ -64,6 +75,21 @@ int eng_walw_open(struct eng_walw **w, int wal_fd, int shm_fd);
  * -EINVAL for an empty transaction; else -errno.  On error nothing is
  * published: readers see the database as before. */
 int eng_walw_write(struct eng_walw *w, const struct eng_txn *t);
+/* Where eng_walw_write_from takes its pages: @n pages of @page_size
+ * bytes, the database @db_pages pages after them.  @read fills @k pages
+ * from the @i-th (0-based), page j at @out + j * @stride, and their
+ * numbers (ascending) into @pgnos.  0 or -errno. */
+struct eng_walw_src {
+	uint32_t n, page_size, db_pages;
+	int (*read)(const struct eng_walw_src *src, uint32_t i, uint32_t k,
+		    uint32_t *pgnos, uint8_t *out, size_t stride);
+	void *arg;
+};
+/* eng_walw_write with pages read a bounded batch at a time (a whole
+ * database being installed need not be in memory). */
+int eng_walw_write_from(struct eng_walw *w, const struct eng_walw_src *src);
+/* @t's pages as a source (read from memory; @t must outlive @src). */
+void eng_walw_src_of_txn(struct eng_walw_src *src, const struct eng_txn *t);
 void eng_walw_close(struct eng_walw *w);
 /* Read page @pgno of the database as a new reader would see it: its
  * last frame in the published log, else the database file (@db_fd);
@@ -189,7 +215,7 @@ void eng_apply_done(struct eng *e, const char *db, uint64_t index,
  * (a page it is about to overwrite does not hash as the leader's did)
  * marks the database diverged.  The engine then calls the resync
  * function, which fetches the leader's image of it (eng_image_describe
- * and eng_image_read there, over the network) and hands it back with
+ * and eng_image_write there, over the network) and hands it back with
  * eng_resync; the applier writes it through the mount. */
 
 /* Loop thread: ask for a correct image of @db.  The callee answers with
@@ -207,13 +233,17 @@ struct eng_image {
 /* Loop thread, on the leader: @db's state now.  0, QF_ENOTLEADER,
  * -ENOENT (no such database, or empty) or QF_EDIVERGED. */
 int eng_image_describe(struct eng *e, const char *db, struct eng_image *im);
-/* Any thread (the threadpool): read @db's pages at @im into @out
- * (db_pages * page_size bytes), retrying while writers move on.  0,
- * QF_EDIVERGED (never caught that state: describe again) or -errno. */
-int eng_image_read(struct eng *e, const char *db, const struct eng_image *im,
-		   uint8_t *out);
-/* Loop thread, on a follower: install @t (every page 1..db_pages; seq
- * and cksum_after the image's) as @db's files; taken.  0 when queued,
+/* Any thread (the threadpool): write @db's pages at @im into @fd (pages
+ * 1..db_pages back to back, through a bounded buffer), retrying while
+ * writers move on.  0, QF_EDIVERGED (never caught that state: describe
+ * again) or -errno. */
+int eng_image_write(struct eng *e, const char *db,
+		    const struct eng_image *im, int fd);
+/* The data dir's state/ directory: where scratch images are kept. */
+const char *eng_state_dir(const struct eng *e);
+/* Loop thread, on a follower: install @t (every page 1..db_pages, or an
+ * image file: eng_txn_image_file; seq and cksum_after the image's) as
+ * @db's files; taken.  0 when queued,
  * -EALREADY (not diverged: nothing to do), -EAGAIN (older than this
  * node's state: fetch again), QF_EMALFORMED (not pages 1..db_pages).  An
  * image that fails its checksum is refused when its turn comes, and

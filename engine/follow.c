@@ -140,12 +140,17 @@ static int hand_over(struct eng_follower *f, struct eng_db *d,
 static int hand_over_image(struct eng_follower *f, struct eng_db *d,
 			   struct eng_follow_item *it)
 {
+	struct eng_txn *t = it->txn;
+	struct eng_db_snap st = {t->page_size, t->db_pages, t->seq,
+				 t->cksum_after, t->hashes};
 	uint64_t seq = d->seq;
 	int rv;
 
-	d->seq = it->txn->seq - 1;
-	it->txn->cksum_before = d->cksum;
-	rv = eng__db_apply(d, it->txn, it->index); /* d unchanged on error */
+	d->seq = t->seq - 1;
+	t->cksum_before = d->cksum;
+	/* d unchanged on error */
+	rv = t->file != NULL ? eng__db_set_state(d, &st, it->index)
+			     : eng__db_apply(d, t, it->index);
 	if (rv != 0) {
 		d->seq = seq;
 		QF_LOG(QF_ERROR, "db=%s: image seq=%llu not installed: %s",
@@ -316,10 +321,12 @@ int eng__follow_resync(struct eng_follower *f, struct eng_db *d,
 		rv = -EALREADY;
 	else if (t->seq < d->seq)
 		rv = -EAGAIN; /* the leader had not applied as far as we have */
-	else if (t->n != t->db_pages || t->n == 0 ||
-		 t->pgnos[0] != 1 || t->pgnos[t->n - 1] != t->n)
+	else if (t->file != NULL ? t->db_pages == 0 || t->hashes == NULL
+				 : t->n != t->db_pages || t->n == 0 ||
+				       t->pgnos[0] != 1 ||
+				       t->pgnos[t->n - 1] != t->n)
 		rv = QF_EMALFORMED; /* its checksum is checked when it is
-				       handed over (eng__db_apply) */
+				       handed over */
 	if (rv != 0) {
 		eng_txn_free(t);
 		return rv;

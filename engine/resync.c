@@ -57,10 +57,15 @@ int eng_image_describe(struct eng *e, const char *db, struct eng_image *im)
 	return 0;
 }
 
-int eng_image_read(struct eng *e, const char *db, const struct eng_image *im,
-		   uint8_t *out)
+int eng_image_write(struct eng *e, const char *db,
+		    const struct eng_image *im, int fd)
 {
-	return eng__image_read(e->db_dir, db, im, out);
+	return eng__image_write(e->db_dir, db, im, fd);
+}
+
+const char *eng_state_dir(const struct eng *e)
+{
+	return e->state_dir;
 }
 
 int eng_resync(struct eng *e, struct eng_txn *t)

@@ -250,39 +250,6 @@ static int read_image_retrying(const char *db_dir, const struct rec *r,
 	return rv;
 }
 
-/* A sink into one buffer of db_pages * page_size bytes. */
-struct mem_sink {
-	struct sink k;
-	uint8_t *out;
-	size_t page_size;
-};
-
-static int mem_page(struct sink *k, uint32_t pgno, const uint8_t *page)
-{
-	struct mem_sink *m = (struct mem_sink *)k;
-
-	memcpy(m->out + (size_t)(pgno - 1) * m->page_size, page, m->page_size);
-	return 0;
-}
-
-static int mem_restart(struct sink *k)
-{
-	(void)k;
-	return 0;
-}
-
-int eng__image_read(const char *db_dir, const char *name,
-		    const struct eng_image *im, uint8_t *out)
-{
-	struct rec r = {.name = name, .name_len = strlen(name),
-			.page_size = im->page_size, .db_pages = im->db_pages,
-			.seq = im->seq, .cksum = im->cksum,
-			.wal_frames = im->wal_frames};
-	struct mem_sink m = {{mem_page, mem_restart}, out, im->page_size};
-
-	return read_image_retrying(db_dir, &r, &m.k);
-}
-
 /* A sink into a file from offset @start, through a bounded buffer. */
 struct file_sink {
 	struct sink k;
@@ -324,6 +291,27 @@ static int file_restart(struct sink *k)
 	f->off = f->start;
 	f->used = 0;
 	return 0;
+}
+
+int eng__image_write(const char *db_dir, const char *name,
+		     const struct eng_image *im, int fd)
+{
+	struct rec r = {.name = name, .name_len = strlen(name),
+			.page_size = im->page_size, .db_pages = im->db_pages,
+			.seq = im->seq, .cksum = im->cksum,
+			.wal_frames = im->wal_frames};
+	struct file_sink f = {{file_page, file_restart}, fd, 0, 0, NULL, 0,
+			      im->page_size};
+	int rv;
+
+	f.buf = malloc(CHUNK_BYTES);
+	if (f.buf == NULL)
+		return -ENOMEM;
+	rv = read_image_retrying(db_dir, &r, &f.k);
+	if (rv == 0)
+		rv = file_flush(&f);
+	free(f.buf);
+	return rv;
 }
 
 void eng__snapshot_free(struct raft_buffer *bufs[], unsigned *n_bufs)

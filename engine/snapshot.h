@@ -53,11 +53,11 @@ int eng__snapshot_copy(const char *db_dir, const char *state_dir,
 /* Remove image files whose snapshot raft does not keep, but @keep's. */
 void eng__snapshot_gc(const char *state_dir, const char *raft_dir,
 		      uint64_t keep);
-/* Any thread: read database @name's image at state @im (as copy does,
- * retrying while writers race it) into @out (db_pages * page_size).
- * 0, QF_EDIVERGED if it never matched, or -errno. */
-int eng__image_read(const char *db_dir, const char *name,
-		    const struct eng_image *im, uint8_t *out);
+/* Any thread: write database @name's image at state @im (as copy reads
+ * it, retrying while writers race it) into @fd from offset 0, through a
+ * bounded buffer.  0, QF_EDIVERGED if it never matched, or -errno. */
+int eng__image_write(const char *db_dir, const char *name,
+		     const struct eng_image *im, int fd);
 /* Free what take/copy allocated. */
 void eng__snapshot_free(struct raft_buffer *bufs[], unsigned *n_bufs);
 

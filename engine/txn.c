@@ -1,6 +1,8 @@
 /* Allocation of struct eng_txn.  Any thread. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 
@@ -30,6 +32,10 @@ void eng_txn_free(struct eng_txn *t)
 	free(t->pgnos);
 	free(t->pages);
 	free(t->old_hashes);
+	if (t->file != NULL && unlink(t->file) != 0 && errno != ENOENT)
+		QF_LOG(QF_WARN, "removing %s: %s", t->file, strerror(errno));
+	free(t->file);
+	free(t->hashes);
 	free(t);
 }
 
@@ -53,5 +59,28 @@ struct eng_txn *eng_txn_image(const char *db, uint32_t page_size,
 	t->pages = pages;
 	t->page_size = page_size;
 	t->n = t->db_pages = db_pages;
+	return t;
+}
+
+struct eng_txn *eng_txn_image_file(const char *db, uint32_t page_size,
+				   uint32_t db_pages, const char *path,
+				   uint64_t *hashes)
+{
+	struct eng_txn *t = calloc(1, sizeof *t);
+
+	if (t != NULL) {
+		t->db = strdup(db);
+		t->file = strdup(path);
+	}
+	if (t == NULL || t->db == NULL || t->file == NULL || hashes == NULL) {
+		if (t == NULL || t->file == NULL)
+			(void)unlink(path);
+		free(hashes);
+		eng_txn_free(t);
+		return NULL;
+	}
+	t->hashes = hashes;
+	t->page_size = page_size;
+	t->db_pages = db_pages;
 	return t;
 }

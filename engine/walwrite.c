@@ -390,41 +390,51 @@ static int check_wal_header(struct eng_walw *w, const struct idx_hdr *h,
 	return 0;
 }
 
-/* Append @t's pages as frames after @h->mx_frame; the last one carries
- * the commit size.  Advances h->frame_cksum. */
-static int write_frames(struct eng_walw *w, const struct eng_txn *t,
+/* Frames encoded and written per batch: what a write holds in memory. */
+#define BATCH_FRAMES 256u
+
+/* Append @src's pages as frames after @h->mx_frame, and index them; the
+ * last one carries the commit size.  Advances h->frame_cksum. */
+static int write_frames(struct eng_walw *w, const struct eng_walw_src *src,
 			struct idx_hdr *h)
 {
-	size_t fsz = 24 + (size_t)t->page_size;
-	uint8_t *buf = malloc(fsz * t->n), *f;
-	uint32_t i;
-	int rv;
+	size_t fsz = 24 + (size_t)src->page_size;
+	uint32_t per = src->n < BATCH_FRAMES ? src->n : BATCH_FRAMES;
+	uint32_t pgnos[BATCH_FRAMES], mx = h->mx_frame, i, j, k;
+	uint8_t *buf = malloc(fsz * per), *f;
+	int rv = 0;
 
 	if (buf == NULL)
 		return -ENOMEM;
-	for (i = 0; i < t->n; i++) {
-		f = buf + i * fsz;
-		qf_put_be32(f, t->pgnos[i]);
-		qf_put_be32(f + 4, i + 1 == t->n ? t->db_pages : 0);
-		memcpy(f + 8, h->salt, 8);
-		memcpy(f + 24, t->pages + (size_t)i * t->page_size,
-		       t->page_size);
-		qf_wal_checksum(false, f, 8, h->frame_cksum, h->frame_cksum);
-		qf_wal_checksum(false, f + 24, t->page_size, h->frame_cksum,
-				h->frame_cksum);
-		qf_put_be32(f + 16, h->frame_cksum[0]);
-		qf_put_be32(f + 20, h->frame_cksum[1]);
+	for (i = 0; i < src->n && rv == 0; i += k) {
+		k = src->n - i < per ? src->n - i : per;
+		rv = src->read(src, i, k, pgnos, buf + 24, fsz);
+		for (j = 0; j < k && rv == 0; j++) {
+			f = buf + j * fsz;
+			qf_put_be32(f, pgnos[j]);
+			qf_put_be32(f + 4, i + j + 1 == src->n ? src->db_pages : 0);
+			memcpy(f + 8, h->salt, 8);
+			qf_wal_checksum(false, f, 8, h->frame_cksum,
+					h->frame_cksum);
+			qf_wal_checksum(false, f + 24, src->page_size,
+					h->frame_cksum, h->frame_cksum);
+			qf_put_be32(f + 16, h->frame_cksum[0]);
+			qf_put_be32(f + 20, h->frame_cksum[1]);
+		}
+		if (rv == 0)
+			rv = qf_pwrite_full(w->wal_fd, buf, fsz * k,
+					    32 + (int64_t)(mx + i) * (int64_t)fsz);
+		for (j = 0; j < k && rv == 0; j++)
+			rv = index_frame(w, mx + i + j + 1, pgnos[j], mx);
 	}
-	rv = qf_pwrite_full(w->wal_fd, buf, fsz * t->n,
-			    32 + (int64_t)h->mx_frame * (int64_t)fsz);
 	free(buf);
 	return rv;
 }
 
-static int write_locked(struct eng_walw *w, const struct eng_txn *t)
+static int write_locked(struct eng_walw *w, const struct eng_walw_src *src)
 {
 	struct idx_hdr h;
-	uint32_t mx, i;
+	uint32_t mx;
 	bool restarted;
 	uint8_t *b0;
 	int rv = 0;
@@ -437,19 +447,17 @@ static int write_locked(struct eng_walw *w, const struct eng_txn *t)
 		return rv;
 	restarted = maybe_restart(w, b0, &h);
 	if (h.mx_frame == 0)
-		rv = write_wal_header(w, &h, t->page_size, restarted);
+		rv = write_wal_header(w, &h, src->page_size, restarted);
 	else
-		rv = check_wal_header(w, &h, t->page_size);
+		rv = check_wal_header(w, &h, src->page_size);
 	if (rv != 0)
 		return rv;
 	mx = h.mx_frame;
-	rv = write_frames(w, t, &h);
-	for (i = 0; rv == 0 && i < t->n; i++)
-		rv = index_frame(w, mx + i + 1, t->pgnos[i], mx);
+	rv = write_frames(w, src, &h);
 	if (rv != 0)
 		return rv; /* unpublished: readers never see these frames */
-	h.mx_frame = mx + t->n;
-	h.n_page = t->db_pages;
+	h.mx_frame = mx + src->n;
+	h.n_page = src->db_pages;
 	h.change++;
 	publish_hdr(b0, &h);
 	w->mx_frame = h.mx_frame;
@@ -541,16 +549,45 @@ static int read_page_locked(struct eng_walw *w, int db_fd, uint32_t pgno,
 	return 0;
 }
 
-int eng_walw_write(struct eng_walw *w, const struct eng_txn *t)
+int eng_walw_write_from(struct eng_walw *w, const struct eng_walw_src *src)
 {
 	int rv;
 
-	if (t->n == 0 || t->db_pages == 0)
+	if (src->n == 0 || src->db_pages == 0)
 		return -EINVAL;
 	rv = shm_lock(w, F_WRLCK, SHM_WRITE_LOCK, 1);
 	if (rv != 0)
 		return rv;
-	rv = write_locked(w, t);
+	rv = write_locked(w, src);
 	(void)shm_lock(w, F_UNLCK, SHM_WRITE_LOCK, 1); /* nothing to undo */
 	return rv;
+}
+
+/* A transaction's pages, from memory. */
+static int read_txn(const struct eng_walw_src *src, uint32_t i, uint32_t k,
+		    uint32_t *pgnos, uint8_t *out, size_t stride)
+{
+	const struct eng_txn *t = src->arg;
+	uint32_t j;
+
+	for (j = 0; j < k; j++) {
+		pgnos[j] = t->pgnos[i + j];
+		memcpy(out + j * stride, t->pages + (size_t)(i + j) * t->page_size,
+		       t->page_size);
+	}
+	return 0;
+}
+
+void eng_walw_src_of_txn(struct eng_walw_src *src, const struct eng_txn *t)
+{
+	*src = (struct eng_walw_src){t->n, t->page_size, t->db_pages, read_txn,
+				     (void *)t};
+}
+
+int eng_walw_write(struct eng_walw *w, const struct eng_txn *t)
+{
+	struct eng_walw_src src;
+
+	eng_walw_src_of_txn(&src, t);
+	return eng_walw_write_from(w, &src);
 }

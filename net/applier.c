@@ -186,24 +186,55 @@ static int adb_open_wal(struct adb *d)
 
 /* ---- applying ---- */
 
-/* Runs of consecutive pages go in one write each (a snapshot image is
- * one run): fewer round trips through the mount. */
-static int write_pages(int fd, const struct eng_txn *t)
-{
-	uint32_t i, j;
-	int rv;
+#define BATCH_PAGES 256u /* pages held at once while writing */
 
-	for (i = 0; i < t->n; i = j + 1) {
-		for (j = i; j + 1 < t->n && t->pgnos[j + 1] == t->pgnos[j] + 1;)
-			j++;
-		rv = qf_pwrite_full(fd, t->pages + (size_t)i * t->page_size,
-				    (size_t)(j - i + 1) * t->page_size,
-				    (int64_t)(t->pgnos[i] - 1) * t->page_size);
-		if (rv != 0)
-			return rv;
+/* @src's pages into the database file, a batch at a time; runs of
+ * consecutive pages go in one write each (an image is one run a batch):
+ * fewer round trips through the mount. */
+static int write_pages(int fd, const struct eng_walw_src *src)
+{
+	size_t ps = src->page_size;
+	uint32_t pgnos[BATCH_PAGES], i, j, k, r;
+	uint8_t *buf = malloc(ps * (src->n < BATCH_PAGES ? src->n : BATCH_PAGES));
+	int rv = 0;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	for (i = 0; i < src->n && rv == 0; i += k) {
+		k = src->n - i < BATCH_PAGES ? src->n - i : BATCH_PAGES;
+		rv = src->read(src, i, k, pgnos, buf, ps);
+		for (j = 0; j < k && rv == 0; j = r + 1) {
+			for (r = j; r + 1 < k && pgnos[r + 1] == pgnos[r] + 1;)
+				r++;
+			rv = qf_pwrite_full(fd, buf + (size_t)j * ps,
+					    (size_t)(r - j + 1) * ps,
+					    (int64_t)(pgnos[j] - 1) * (int64_t)ps);
+		}
 	}
-	if (ftruncate(fd, (off_t)t->db_pages * t->page_size) != 0)
-		return -errno;
+	free(buf);
+	if (rv == 0 && ftruncate(fd, (off_t)src->db_pages * (off_t)ps) != 0)
+		rv = -errno;
+	return rv;
+}
+
+/* An image file's pages (1..n back to back), read a batch at a time. */
+static int read_image_file(const struct eng_walw_src *src, uint32_t i,
+			   uint32_t k, uint32_t *pgnos, uint8_t *out,
+			   size_t stride)
+{
+	int fd = *(const int *)src->arg;
+	uint32_t j;
+	long got;
+
+	for (j = 0; j < k; j++) {
+		pgnos[j] = i + j + 1;
+		got = qf_pread_full(fd, out + j * stride, src->page_size,
+				    (int64_t)(i + j) * src->page_size);
+		if (got < 0)
+			return (int)got;
+		if ((size_t)got != src->page_size)
+			return QF_EMALFORMED; /* the image is short */
+	}
 	return 0;
 }
 
@@ -237,7 +268,7 @@ static int unlock_all(int fd)
 /* Write @t straight into the database file: a new database, or one in a
  * rollback-journal mode (or switching modes), under EXCLUSIVE. */
 static int apply_direct(struct net_applier *a, struct adb *d,
-			const struct eng_txn *t, int fd, bool was_wal)
+			const struct eng_walw_src *src, int fd, bool was_wal)
 {
 	int rv;
 
@@ -253,13 +284,13 @@ static int apply_direct(struct net_applier *a, struct adb *d,
 		(void)unlock_all(fd); /* PENDING may be held */
 		return rv;
 	}
-	rv = write_pages(fd, t);
+	rv = write_pages(fd, src);
 	(void)unlock_all(fd);
 	return rv;
 }
 
 static int apply_wal(struct net_applier *a, struct adb *d,
-		     const struct eng_txn *t)
+		     const struct eng_walw_src *src)
 {
 	unsigned waited = 0;
 	bool recovered = false;
@@ -267,7 +298,7 @@ static int apply_wal(struct net_applier *a, struct adb *d,
 
 	rv = adb_open_wal(d);
 	while (rv == 0) {
-		rv = eng_walw_write(d->w, t);
+		rv = eng_walw_write_from(d->w, src);
 		if (rv == -EBUSY) {
 			rv = wait_lock(a, d->name, &waited) ? 0 : QF_ESHUTDOWN;
 			continue;
@@ -281,7 +312,7 @@ static int apply_wal(struct net_applier *a, struct adb *d,
 	}
 	if (rv != 0)
 		return rv;
-	d->frames += t->n;
+	d->frames += src->n;
 	if (d->frames >= CHECKPOINT_FRAMES) {
 		d->frames = 0;
 		if (sqlite3_wal_checkpoint_v2(d->conn, NULL,
@@ -383,37 +414,100 @@ static int check_files(struct net_applier *a, struct adb *d,
 	return rv;
 }
 
-static int apply_txn(struct net_applier *a, const struct eng_txn *t)
+/* @d's database file, opened (created with its directories) once. */
+static int adb_db_fd(struct adb *d)
 {
-	struct adb *d = adb_get(a, t->db);
-	uint8_t hdr[20];
-	bool was_wal, becomes_wal;
-	struct stat st;
-	int fd, rv;
-
-	if (d == NULL)
-		return -ENOMEM;
 	if (d->db_fd < 0) {
 		make_parents(d->path);
 		d->db_fd = open(d->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 		if (d->db_fd < 0)
 			return -errno;
 	}
-	fd = d->db_fd;
+	return d->db_fd;
+}
+
+/* Is the database file in WAL mode now (header byte 18 = 2)? */
+static int file_is_wal(int fd, bool *nonempty, bool *wal)
+{
+	uint8_t hdr[20];
+	struct stat st;
+
 	if (fstat(fd, &st) != 0)
 		return -errno;
-	was_wal = st.st_size >= 100 && pread(fd, hdr, 20, 0) == 20 &&
-		  hdr[18] == 2;
-	becomes_wal = t->pgnos[0] == 1 ? t->pages[18] == 2 : was_wal;
-	QF_LOG(QF_DEBUG, "applier db=%s: %u pages, size %u -> %s", d->name,
-	       t->n, t->db_pages,
-	       st.st_size > 0 && was_wal && becomes_wal ? "wal" : "direct");
-	rv = check_files(a, d, t, st.st_size > 0 && was_wal);
+	*nonempty = st.st_size > 0;
+	*wal = st.st_size >= 100 && pread(fd, hdr, 20, 0) == 20 &&
+	       hdr[18] == 2;
+	return 0;
+}
+
+/* Write @src (whose first page is @first: its header says the journal
+ * mode after it) as a WAL transaction or straight into the file. */
+static int apply_src(struct net_applier *a, struct adb *d,
+		     const struct eng_walw_src *src, const uint8_t *first,
+		     bool first_is_page1)
+{
+	bool nonempty, was_wal, becomes_wal;
+	int fd = adb_db_fd(d), rv;
+
+	if (fd < 0)
+		return fd;
+	rv = file_is_wal(fd, &nonempty, &was_wal);
 	if (rv != 0)
 		return rv;
-	if (st.st_size > 0 && was_wal && becomes_wal)
-		return apply_wal(a, d, t);
-	return apply_direct(a, d, t, fd, was_wal);
+	becomes_wal = first_is_page1 ? first[18] == 2 : was_wal;
+	QF_LOG(QF_DEBUG, "applier db=%s: %u pages, size %u -> %s", d->name,
+	       src->n, src->db_pages,
+	       nonempty && was_wal && becomes_wal ? "wal" : "direct");
+	if (nonempty && was_wal && becomes_wal)
+		return apply_wal(a, d, src);
+	return apply_direct(a, d, src, fd, was_wal);
+}
+
+static int apply_txn(struct net_applier *a, const struct eng_txn *t)
+{
+	struct adb *d = adb_get(a, t->db);
+	struct eng_walw_src src;
+	bool nonempty, was_wal;
+	int fd, rv;
+
+	if (d == NULL)
+		return -ENOMEM;
+	fd = adb_db_fd(d);
+	if (fd < 0)
+		return fd;
+	rv = file_is_wal(fd, &nonempty, &was_wal);
+	if (rv == 0)
+		rv = check_files(a, d, t, nonempty && was_wal);
+	if (rv != 0)
+		return rv;
+	eng_walw_src_of_txn(&src, t);
+	return apply_src(a, d, &src, t->pages, t->pgnos[0] == 1);
+}
+
+/* A whole database from an image file (pages 1..@db_pages), a batch at
+ * a time: an image being installed is never all in memory. */
+static int apply_image_file(struct net_applier *a, const char *db,
+			    uint32_t page_size, uint32_t db_pages,
+			    const char *path)
+{
+	struct eng_walw_src src = {db_pages, page_size, db_pages,
+				   read_image_file, NULL};
+	struct adb *d = adb_get(a, db);
+	uint8_t first[100];
+	int fd, rv;
+
+	if (d == NULL)
+		return -ENOMEM;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	src.arg = &fd;
+	rv = qf_pread_full(fd, first, sizeof first, 0) == (long)sizeof first
+		     ? 0 : QF_EMALFORMED;
+	if (rv == 0)
+		rv = apply_src(a, d, &src, first, true);
+	close(fd);
+	return rv;
 }
 
 /* ---- the thread ---- */
@@ -475,11 +569,60 @@ static int decode_apply(const struct item *it, struct eng_entry *en)
 	return 0;
 }
 
+/* An APPLY of an image file (link.h): its fields; 0 or QF_EMALFORMED. */
+static int decode_image_file(const struct item *it, uint32_t *page_size,
+			     uint32_t *db_pages, char **db, char **path)
+{
+	uint32_t name_len, path_len;
+
+	if (it->len < 20)
+		return QF_EMALFORMED;
+	*page_size = qf_get_le32(it->entry + 4);
+	*db_pages = qf_get_le32(it->entry + 8);
+	name_len = qf_get_le32(it->entry + 12);
+	path_len = qf_get_le32(it->entry + 16);
+	if ((size_t)name_len + path_len != it->len - 20 || name_len == 0 ||
+	    path_len == 0 || *db_pages == 0)
+		return QF_EMALFORMED;
+	*db = strndup((const char *)it->entry + 20, name_len);
+	*path = strndup((const char *)it->entry + 20 + name_len, path_len);
+	if (*db == NULL || *path == NULL) {
+		free(*db);
+		free(*path);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void run_image_file(struct net_applier *a, struct item *it)
+{
+	uint32_t page_size, db_pages;
+	char *db = NULL, *path = NULL;
+	int rv = decode_image_file(it, &page_size, &db_pages, &db, &path);
+
+	if (rv != 0) {
+		QF_LOG(QF_ERROR, "applier index=%llu: bad image: %s",
+		       (unsigned long long)it->index, qf_strerror(rv));
+		return;
+	}
+	rv = apply_image_file(a, db, page_size, db_pages, path);
+	if (rv != 0)
+		QF_LOG(QF_ERROR, "applier db=%s index=%llu: image: %s", db,
+		       (unsigned long long)it->index, qf_strerror(rv));
+	report(a, it->index, db, rv, rv == 0 ? wal_frames_of(a, db) : 0);
+	free(db);
+	free(path);
+}
+
 static void run_one(struct net_applier *a, struct item *it)
 {
 	struct eng_entry en;
 	int rv;
 
+	if (it->len >= 4 && qf_get_le32(it->entry) == NET_APPLY_IMAGE_FILE) {
+		run_image_file(a, it);
+		return;
+	}
 	rv = decode_apply(it, &en);
 	if (rv != 0) {
 		QF_LOG(QF_ERROR, "applier index=%llu: bad entry: %s",

@@ -264,32 +264,78 @@ int net_role_parse(const char *name)
 	return -1;
 }
 
-int net_client_image(struct net_client *c, const char *db,
+/* Check one IMAGE message against the first (@out, filled from it when
+ * *@next is 1) and write its pages to @fd, hashing them. */
+static int image_part(struct net_client *c, const struct net_image *im,
+		      int fd, uint32_t *next, struct net_client_image *out)
+{
+	size_t ps = im->page_size;
+	uint32_t i;
+	int rv;
+
+	if (*next == 1) {
+		out->seq = im->seq;
+		out->cksum = im->cksum;
+		out->page_size = im->page_size;
+		out->db_pages = im->db_pages;
+		out->hashes = malloc((size_t)im->db_pages * sizeof *out->hashes);
+		if (out->hashes == NULL)
+			return net__cli_fail(c, -ENOMEM, "out of memory");
+	}
+	if (im->seq != out->seq || im->cksum != out->cksum ||
+	    im->page_size != out->page_size ||
+	    im->db_pages != out->db_pages || im->first != *next)
+		return net__cli_malformed(c, "IMAGE part");
+	for (i = 0; i < im->n; i++)
+		out->hashes[im->first - 1 + i] =
+			qf_page_hash(im->first + i, im->pages + i * ps, ps);
+	rv = qf_pwrite_full(fd, im->pages, (size_t)im->n * ps,
+			    (int64_t)(im->first - 1) * (int64_t)ps);
+	if (rv != 0)
+		return net__cli_fail(c, rv, "writing the image: %s",
+				     qf_strerror(rv));
+	*next = im->first + im->n;
+	return 0;
+}
+
+int net_client_image(struct net_client *c, const char *db, int fd,
 		     struct net_client_image *out)
 {
 	struct net_image im;
 	struct net_msg m;
-	size_t size;
+	uint32_t next = 1, i;
+	uint64_t ck = 0;
 	int rv = net__cli_ready(c);
 
+	memset(out, 0, sizeof *out);
 	if (rv != 0)
 		return rv;
 	rv = net_encode_image_req(&c->out, db);
 	if (rv != 0)
 		return net__cli_encode_failed(c, rv);
 	rv = net__cli_roundtrip(c, NET_QF_RESP_IMAGE, &m);
-	if (rv != 0)
-		return rv;
-	if (net_decode_image(&m.body, &im) != 0)
-		return net__cli_malformed(c, "IMAGE");
-	size = (size_t)im.db_pages * im.page_size;
-	out->pages = malloc(size);
-	if (out->pages == NULL)
-		return net__cli_fail(c, -ENOMEM, "out of memory");
-	memcpy(out->pages, im.pages, size);
-	out->seq = im.seq;
-	out->cksum = im.cksum;
-	out->page_size = im.page_size;
-	out->db_pages = im.db_pages;
-	return 0;
+	while (rv == 0) {
+		if (net_decode_image(&m.body, &im) != 0) {
+			rv = net__cli_malformed(c, "IMAGE");
+			break;
+		}
+		rv = image_part(c, &im, fd, &next, out);
+		if (rv != 0 || next > out->db_pages)
+			break;
+		rv = net__cli_recv(c, &m);
+		if (rv == 0 && m.h.type != NET_QF_RESP_IMAGE)
+			rv = m.h.type == NET_RESP_FAILURE
+				     ? net__cli_failure(c, &m)
+				     : net__cli_malformed(c, "IMAGE");
+	}
+	for (i = 0; rv == 0 && i < out->db_pages; i++)
+		ck ^= out->hashes[i];
+	if (rv == 0 && ck != out->cksum)
+		rv = net__cli_fail(c, QF_EMALFORMED, "%s: the image of %s does "
+				   "not make its checksum", c->address, db);
+	if (rv != 0) {
+		free(out->hashes);
+		out->hashes = NULL;
+	}
+	return rv;
 }

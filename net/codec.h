@@ -645,19 +645,23 @@ int net_databases_next(struct net_databases *d, struct net_db_info *db);
 /* ---- IMAGE, quorafs's extension (codec_quorafs.c) ---- */
 
 /* One database's pages at one state, from the leader: what a follower
- * whose files diverged installs. */
+ * whose files diverged installs.  The response comes as consecutive
+ * IMAGE messages, each with pages @first .. @first + @n - 1, until the
+ * last page: no message holds more than a bounded part of the database. */
 struct net_image {
 	uint64_t seq, cksum;
 	uint32_t page_size, db_pages;
-	const uint8_t *pages; /* db_pages * page_size bytes (decoded: into
-				 the body) */
+	uint32_t first, n;    /* this message's pages (first from 1) */
+	const uint8_t *pages; /* n * page_size bytes (decoded: into the
+				 body) */
 };
 
 int net_encode_image_req(struct net_buf *b, const char *db);
 /* 0 with *@db pointing into the body, or QF_EMALFORMED. */
 int net_decode_image_req(const struct net_slice *body, const char **db);
-/* Start the response for @im and leave room for its pages: they go to
- * *@pages, then net_msg_end(@b, *@start) ends it.  0 or -errno. */
+/* Start one response message for @im and leave room for its @n pages:
+ * they go to *@pages, then net_msg_end(@b, *@start) ends it.  0 or
+ * -errno. */
 int net_encode_image_begin(struct net_buf *b, const struct net_image *im,
 			   size_t *start, uint8_t **pages);
 int net_decode_image(const struct net_slice *body, struct net_image *im);

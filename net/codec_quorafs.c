@@ -9,8 +9,11 @@
  *   u64 pages, u64 page size, u64 flags (bit 0: diverged).
  *
  * Request  NET_QF_REQ_IMAGE: text database name.
- * Response NET_QF_RESP_IMAGE: u64 seq, u64 checksum, u64 page size,
- *   u64 pages, then the pages (pages * page size bytes), nothing after. */
+ * Response NET_QF_RESP_IMAGE, one or more in a row: u64 seq, u64
+ *   checksum, u64 page size, u64 pages, u64 first, u64 n, then pages
+ *   first..first+n-1 (n * page size bytes), nothing after; the next
+ *   message starts at first+n, the last ends at page pages.  (A FAILURE
+ *   instead of the first: no image.) */
 #include <string.h>
 
 #include "codec.h"
@@ -115,13 +118,15 @@ int net_decode_image_req(const struct net_slice *body, const char **db)
 int net_encode_image_begin(struct net_buf *b, const struct net_image *im,
 			   size_t *start, uint8_t **pages)
 {
-	size_t size = (size_t)im->db_pages * im->page_size, at;
+	size_t size = (size_t)im->n * im->page_size, at;
 
 	*start = net_msg_begin(b, NET_QF_RESP_IMAGE, 0);
 	net_put_u64(b, im->seq);
 	net_put_u64(b, im->cksum);
 	net_put_u64(b, im->page_size);
 	net_put_u64(b, im->db_pages);
+	net_put_u64(b, im->first);
+	net_put_u64(b, im->n);
 	at = b->len;
 	net_put_raw(b, NULL, size); /* zeros, overwritten by the caller */
 	if (b->status != 0) {
@@ -143,17 +148,21 @@ static bool page_size_ok(uint64_t ps)
 int net_decode_image(const struct net_slice *body, struct net_image *im)
 {
 	struct net_cursor cur;
-	uint64_t ps = 0, n = 0;
+	uint64_t ps = 0, total = 0, first = 0, n = 0;
 
 	net_cursor_init(&cur, body);
 	if (net_get_u64(&cur, &im->seq) != 0 ||
 	    net_get_u64(&cur, &im->cksum) != 0 ||
-	    net_get_u64(&cur, &ps) != 0 || net_get_u64(&cur, &n) != 0 ||
-	    !page_size_ok(ps) || n == 0 || n > UINT32_MAX ||
+	    net_get_u64(&cur, &ps) != 0 || net_get_u64(&cur, &total) != 0 ||
+	    net_get_u64(&cur, &first) != 0 || net_get_u64(&cur, &n) != 0 ||
+	    !page_size_ok(ps) || total == 0 || total > UINT32_MAX ||
+	    first == 0 || n == 0 || first - 1 > total - n || n > total ||
 	    cur.left / ps != n || cur.left % ps != 0)
 		return QF_EMALFORMED;
 	im->page_size = (uint32_t)ps;
-	im->db_pages = (uint32_t)n;
+	im->db_pages = (uint32_t)total;
+	im->first = (uint32_t)first;
+	im->n = (uint32_t)n;
 	im->pages = cur.p;
 	return 0;
 }

@@ -29,7 +29,10 @@
  *              the entry's pages must have before (0: not checked;
  *              n = 0: no check at all), then the log entry (engine.h's
  *              format); split over consecutive APPLY frames of one
- *              serial, flagged NET_LINK_MORE but the last
+ *              serial, flagged NET_LINK_MORE but the last.  Or a whole
+ *              database from an image file: u32 NET_APPLY_IMAGE_FILE,
+ *              u32 page_size, u32 db_pages, u32 name_len, u32 path_len,
+ *              the database name, the file's path (no terminators)
  * Worker to daemon:
  *   OUT        payload = one complete encoded response message
  *   DROP       the session cannot answer (out of memory): close
@@ -48,6 +51,8 @@
 #include <stdint.h>
 
 #define NET_LINK_HDR 16
+/* APPLY's first word for an image file (link.h's header comment). */
+#define NET_APPLY_IMAGE_FILE 0xffffffffu
 #define NET_LINK_LEADER 1 /* flags bit of SUBMIT */
 #define NET_LINK_MORE 1	  /* flags bit of APPLY: the payload goes on in
 			     the next APPLY frame (each frame is at most

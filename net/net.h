@@ -300,14 +300,17 @@ struct net_client_db {
 };
 
 /* quorafs's IMAGE: the leader's pages of @db at its current state, what
- * a follower whose files diverged installs.  On 0 @out->pages (malloc'd)
- * is the caller's. */
+ * a follower whose files diverged installs, written to @fd (pages
+ * 1..db_pages back to back) as they arrive: one response message is in
+ * memory at a time.  Each page is hashed; the hashes must make the
+ * image's checksum, or QF_EMALFORMED.  On 0 @out->hashes (malloc'd) is
+ * the caller's. */
 struct net_client_image {
 	uint64_t seq, cksum;
 	uint32_t page_size, db_pages;
-	uint8_t *pages; /* db_pages * page_size bytes */
+	uint64_t *hashes; /* qf_page_hash of pages 1..db_pages */
 };
-int net_client_image(struct net_client *c, const char *db,
+int net_client_image(struct net_client *c, const char *db, int fd,
 		     struct net_client_image *out);
 
 /* On 0, *@dbs (NULL when *@n is 0) is the caller's (net_client_dbs_free),

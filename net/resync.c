@@ -1,25 +1,33 @@
-/* Resynchronising a database whose files diverged (engine.h): the
- * leader serves quorafs's IMAGE request (its pages at its current state,
- * read from its backing files in the threadpool), and a follower fetches
- * one with the client library (also in the threadpool) and hands it to
- * eng_resync.  A fetch that fails is not retried here: the engine asks
- * again every few seconds while the database stays diverged.
+/* Resynchronising a database whose files diverged, or are behind a
+ * snapshot (engine.h): the leader serves quorafs's IMAGE request, and a
+ * follower fetches one with the client library (in the threadpool) and
+ * hands it to eng_resync.  A fetch that fails is not retried here: the
+ * engine asks again every few seconds while the database stays diverged.
  *
- * Both hold the whole image in memory (unlike snapshots, which stream to
- * an image file: snapshot.h), one at a time per node.  Loop thread,
- * except the *_work functions. */
+ * Neither holds an image in memory.  The leader writes its pages at one
+ * state to a scratch file in the threadpool, then sends them from it in
+ * IMAGE messages of about PART_BYTES, the next part once the connection's
+ * write queue is short; the follower writes the parts to its own scratch
+ * file as they arrive, and the applier installs from that file.  Loop
+ * thread, except the *_work functions. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server.h"
 
-/* Largest image sent or accepted: 64 GiB. */
-#define IMAGE_MAX_MSG ((size_t)64 << 30)
+/* Largest IMAGE message accepted: a part and its header. */
+#define IMAGE_MAX_MSG ((size_t)4 << 20)
+/* Pages of an IMAGE message: about this many bytes (one page at least). */
+#define PART_BYTES ((size_t)1 << 20)
+/* More parts wait while the connection has this much unsent. */
+#define QUEUE_BYTES ((size_t)4 << 20)
 /* A follower's fetch: connecting, then the whole exchange. */
 #define FETCH_CONNECT_MS 5000
-#define FETCH_TIMEOUT_MS 60000
+#define FETCH_TIMEOUT_MS 600000
 /* Reads that never caught one state (writers too fast) are described
  * and read again this many times before the request fails. */
 #define IMAGE_TRIES 3
@@ -30,13 +38,14 @@
 
 struct image_job {
 	uv_work_t req;
+	uv_timer_t timer; /* paces the parts */
 	struct net_server *srv;
 	uint64_t serial; /* of the connection: it may close meanwhile */
 	char *db;
+	char *path; /* the scratch file */
+	int fd;
 	struct eng_image im;
-	struct net_buf b;
-	size_t start;
-	uint8_t *pages; /* in @b */
+	uint32_t next; /* the next page to send */
 	int tries;
 	int rv;
 };
@@ -45,37 +54,24 @@ static void image_work(uv_work_t *req)
 {
 	struct image_job *j = req->data;
 
-	j->rv = eng_image_read(j->srv->engine, j->db, &j->im, j->pages);
+	j->rv = ftruncate(j->fd, 0) == 0
+			? eng_image_write(j->srv->engine, j->db, &j->im, j->fd)
+			: -errno;
 }
 
 static void image_done(uv_work_t *req, int status);
 
-/* Describe @j's database now and read it in the threadpool. */
+/* Describe @j's database now and write it to the scratch file in the
+ * threadpool. */
 static int image_start(struct image_job *j)
 {
-	struct net_image ni;
 	int rv = eng_image_describe(j->srv->engine, j->db, &j->im);
 
 	if (rv != 0)
 		return rv;
-	ni.seq = j->im.seq;
-	ni.cksum = j->im.cksum;
-	ni.page_size = j->im.page_size;
-	ni.db_pages = j->im.db_pages;
-	net_buf_init(&j->b, IMAGE_MAX_MSG);
-	rv = net_encode_image_begin(&j->b, &ni, &j->start, &j->pages);
-	if (rv == 0) {
-		j->req.data = j;
-		rv = uv_queue_work(eng_loop(j->srv->engine), &j->req,
-				   image_work, image_done);
-		rv = rv == 0 ? 0 : -ENOMEM;
-	}
-	if (rv != 0) {
-		net_buf_close(&j->b);
-		return rv;
-	}
-	j->srv->handles_open++;
-	return 0;
+	j->req.data = j;
+	return uv_queue_work(eng_loop(j->srv->engine), &j->req, image_work,
+			     image_done) == 0 ? 0 : -ENOMEM;
 }
 
 static void image_fail(struct conn *c, const char *db, int rv)
@@ -91,11 +87,97 @@ static void image_fail(struct conn *c, const char *db, int rv)
 	net__reply_failure(c, 1, msg);
 }
 
-static void image_free(struct image_job *j)
+static void image_closed_cb(uv_handle_t *h)
 {
-	net_buf_close(&j->b);
+	struct image_job *j = h->data;
+	struct net_server *s = j->srv;
+
+	if (j->fd >= 0)
+		close(j->fd);
+	if (j->path != NULL)
+		(void)unlink(j->path);
+	free(j->path);
 	free(j->db);
 	free(j);
+	s->images--;
+	net__handle_closed(s);
+}
+
+/* The job is over (answered, failed or abandoned). */
+static void image_end(struct image_job *j)
+{
+	uv_close((uv_handle_t *)&j->timer, image_closed_cb);
+}
+
+/* One IMAGE message: the pages from j->next, read from the scratch file. */
+static int send_part(struct image_job *j, struct conn *c)
+{
+	struct net_image ni = {.seq = j->im.seq, .cksum = j->im.cksum,
+			       .page_size = j->im.page_size,
+			       .db_pages = j->im.db_pages, .first = j->next};
+	size_t per = PART_BYTES / j->im.page_size, start;
+	struct net_buf b;
+	uint8_t *pages;
+	long got;
+	int rv;
+
+	if (per == 0)
+		per = 1;
+	ni.n = j->im.db_pages - j->next + 1 < per ? j->im.db_pages - j->next + 1
+						  : (uint32_t)per;
+	net_buf_init(&b, IMAGE_MAX_MSG);
+	rv = net_encode_image_begin(&b, &ni, &start, &pages);
+	if (rv == 0) {
+		got = qf_pread_full(j->fd, pages, (size_t)ni.n * ni.page_size,
+				    (int64_t)(j->next - 1) * ni.page_size);
+		rv = got < 0 ? (int)got
+			     : (size_t)got == (size_t)ni.n * ni.page_size
+				       ? 0 : -EIO;
+	}
+	if (rv == 0)
+		rv = net_msg_end(&b, start);
+	if (rv != 0) {
+		net_buf_close(&b);
+		return rv;
+	}
+	net__reply(c, &b);
+	j->next += ni.n;
+	return 0;
+}
+
+/* Send parts while the connection's queue is short; come back later. */
+static void parts_cb(uv_timer_t *t)
+{
+	struct image_job *j = t->data;
+	struct net_server *s = j->srv;
+	struct conn *c = net__find_conn(s, j->serial);
+	int rv = 0, sent = 0;
+
+	if (c == NULL || c->closing || s->stopping) {
+		image_end(j); /* nobody to send it to */
+		return;
+	}
+	while (rv == 0 && j->next <= j->im.db_pages && sent < 4 &&
+	       uv_stream_get_write_queue_size((uv_stream_t *)c->tcp) <
+		       QUEUE_BYTES) {
+		rv = send_part(j, c);
+		sent++;
+	}
+	if (rv != 0) {
+		/* Parts already went: the client cannot tell a FAILURE from
+		 * a part, so the connection ends. */
+		QF_LOG(QF_WARN, "image of %s: %s", j->db, qf_strerror(rv));
+		net__conn_close(c);
+		image_end(j);
+		return;
+	}
+	if (j->next > j->im.db_pages) {
+		image_end(j);
+		return;
+	}
+	/* Not 0: libuv 1.44 runs a timer restarted at 0 again in the same
+	 * pass, before the written parts are freed. */
+	(void)uv_timer_start(&j->timer, parts_cb, 1, 0);
 }
 
 static void image_done(uv_work_t *req, int status)
@@ -107,28 +189,39 @@ static void image_done(uv_work_t *req, int status)
 
 	if (rv == QF_EDIVERGED && c != NULL && !s->stopping &&
 	    ++j->tries < IMAGE_TRIES) {
-		net_buf_close(&j->b);
 		rv = image_start(j);
-		if (rv == 0) {
-			net__handle_closed(s); /* this run's count */
+		if (rv == 0)
 			return;
-		}
 	}
-	if (c != NULL && !c->closing) {
-		if (rv == 0)
-			rv = net_msg_end(&j->b, j->start);
-		if (rv == 0)
-			net__reply(c, &j->b);
-		else
-			image_fail(c, j->db, rv);
+	if (c == NULL || c->closing || s->stopping) {
+		image_end(j);
+		return;
 	}
-	image_free(j);
-	s->images--;
-	net__handle_closed(s);
+	if (rv != 0) {
+		image_fail(c, j->db, rv);
+		image_end(j);
+		return;
+	}
+	j->next = 1;
+	parts_cb(&j->timer);
+}
+
+/* A scratch file for an image being sent: STATE_DIR/image-out-SERIAL. */
+static int open_scratch(struct image_job *j)
+{
+	if (asprintf(&j->path, "%s/image-out-%llu",
+		     eng_state_dir(j->srv->engine),
+		     (unsigned long long)j->serial) < 0) {
+		j->path = NULL;
+		return -ENOMEM;
+	}
+	j->fd = open(j->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	return j->fd < 0 ? -errno : 0;
 }
 
 void net__handle_image(struct conn *c, const struct net_slice *body)
 {
+	struct net_server *s = c->srv;
 	struct image_job *j;
 	const char *db;
 	int rv;
@@ -138,28 +231,34 @@ void net__handle_image(struct conn *c, const struct net_slice *body)
 		net__reply_failure(c, 1005, "malformed request");
 		return;
 	}
-	if (c->srv->images >= IMAGES_AT_ONCE) {
-		/* Each holds a whole database and a threadpool thread;
+	if (s->images >= IMAGES_AT_ONCE) {
+		/* Each takes a scratch copy and a threadpool thread;
 		 * followers ask again. */
 		net__reply_failure(c, 5, "busy: another image is being sent");
 		return;
 	}
 	j = calloc(1, sizeof *j);
-	if (j == NULL || (j->db = strdup(db)) == NULL) {
+	if (j == NULL || (j->db = strdup(db)) == NULL ||
+	    uv_timer_init(eng_loop(s->engine), &j->timer) != 0) {
+		if (j != NULL)
+			free(j->db);
 		free(j);
 		net__reply_failure(c, 10, "out of memory");
 		return;
 	}
-	j->srv = c->srv;
+	j->timer.data = j;
+	j->srv = s;
 	j->serial = c->serial;
-	rv = image_start(j);
+	j->fd = -1;
+	s->images++;
+	s->handles_open++; /* until the timer closes */
+	rv = open_scratch(j);
+	if (rv == 0)
+		rv = image_start(j);
 	if (rv != 0) {
 		image_fail(c, db, rv);
-		free(j->db);
-		free(j);
-		return;
+		image_end(j);
 	}
-	c->srv->images++;
 }
 
 /* ---- a follower: fetching ---- */
@@ -168,6 +267,7 @@ struct resync_job {
 	uv_work_t req;
 	struct net_server *srv;
 	char *db;
+	char *path; /* the scratch file the image goes to */
 	char leader[256];
 	struct net_client_image img;
 	int rv;
@@ -182,26 +282,32 @@ static void fetch_work(uv_work_t *req)
 					.timeout_ms = FETCH_TIMEOUT_MS,
 					.max_msg = IMAGE_MAX_MSG};
 	struct net_client *c = NULL;
+	int fd = open(j->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
-	j->rv = net_client_new(&cfg, &c);
+	j->rv = fd < 0 ? -errno : net_client_new(&cfg, &c);
 	if (j->rv == 0)
 		j->rv = net_client_connect(c, j->leader);
 	if (j->rv == 0)
-		j->rv = net_client_image(c, j->db, &j->img);
+		j->rv = net_client_image(c, j->db, fd, &j->img);
 	snprintf(j->err, sizeof j->err, "%s",
 		 c != NULL && net_client_errmsg(c)[0] != '\0'
 			 ? net_client_errmsg(c)
 			 : qf_strerror(j->rv));
 	net_client_free(c);
+	if (fd >= 0)
+		close(fd);
 }
 
-/* The fetched image as one all-page transaction (takes the pages). */
+/* The fetched image as a transaction over its file (takes both). */
 static struct eng_txn *image_txn(struct resync_job *j)
 {
-	struct eng_txn *t = eng_txn_image(j->db, j->img.page_size,
-					  j->img.db_pages, j->img.pages);
+	struct eng_txn *t = eng_txn_image_file(j->db, j->img.page_size,
+					       j->img.db_pages, j->path,
+					       j->img.hashes);
 
-	j->img.pages = NULL;
+	j->img.hashes = NULL;
+	free(j->path);
+	j->path = NULL; /* the transaction's now, or removed */
 	if (t != NULL) {
 		t->seq = j->img.seq;
 		t->cksum_after = j->img.cksum;
@@ -238,7 +344,10 @@ static void fetch_done(uv_work_t *req, int status)
 			QF_LOG(QF_WARN, "db=%s: the leader's image: %s", j->db,
 			       qf_strerror(rv));
 	}
-	free(j->img.pages);
+	if (j->path != NULL)
+		(void)unlink(j->path);
+	free(j->path);
+	free(j->img.hashes);
 	free(j->db);
 	free(j);
 	net__handle_closed(s);
@@ -259,7 +368,11 @@ void net_server_resync(void *server, const char *db)
 	if (id == 0 || id == eng_id(s->engine))
 		return; /* no leader to ask (yet): the engine asks again */
 	j = calloc(1, sizeof *j);
-	if (j == NULL || (j->db = strdup(db)) == NULL) {
+	if (j == NULL || (j->db = strdup(db)) == NULL ||
+	    asprintf(&j->path, "%s/image-in-%llu", eng_state_dir(s->engine),
+		     (unsigned long long)++s->fetches) < 0) {
+		if (j != NULL)
+			free(j->db);
 		free(j);
 		return;
 	}
@@ -268,6 +381,7 @@ void net_server_resync(void *server, const char *db)
 	j->req.data = j;
 	if (uv_queue_work(eng_loop(s->engine), &j->req, fetch_work,
 			  fetch_done) != 0) {
+		free(j->path);
 		free(j->db);
 		free(j);
 		return;

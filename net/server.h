@@ -63,6 +63,7 @@ struct net_server {
 	struct applying *applying; /* sent to the worker, not yet done */
 	struct resync_job *resyncs; /* fetching an image (resync.c) */
 	unsigned images;	    /* IMAGE requests being served */
+	uint64_t fetches;	    /* images fetched: names scratch files */
 	/* Start/stop handshake with the main thread. */
 	pthread_mutex_t mu;
 	pthread_cond_t cond;

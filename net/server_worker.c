@@ -65,6 +65,20 @@ static int send_apply(struct net_server *s, struct applying *a)
 	return rv;
 }
 
+/* An APPLY of an image file (link.h): the applier reads the pages. */
+static void encode_image_file(const struct eng_txn *t, uint8_t *p)
+{
+	size_t nl = strlen(t->db), pl = strlen(t->file);
+
+	qf_put_le32(p, NET_APPLY_IMAGE_FILE);
+	qf_put_le32(p + 4, t->page_size);
+	qf_put_le32(p + 8, t->db_pages);
+	qf_put_le32(p + 12, (uint32_t)nl);
+	qf_put_le32(p + 16, (uint32_t)pl);
+	memcpy(p + 20, t->db, nl);
+	memcpy(p + 20 + nl, t->file, pl);
+}
+
 void net_server_apply(void *server, const struct eng_txn *t, uint64_t index)
 {
 	struct net_server *s = server;
@@ -74,7 +88,9 @@ void net_server_apply(void *server, const struct eng_txn *t, uint64_t index)
 
 	if (a != NULL) {
 		a->index = index;
-		a->len = 4 + 8 * (size_t)n_check + eng_entry_size(t);
+		a->len = t->file != NULL
+				 ? 20 + strlen(t->db) + strlen(t->file)
+				 : 4 + 8 * (size_t)n_check + eng_entry_size(t);
 		a->entry = malloc(a->len);
 	}
 	if (a == NULL || a->entry == NULL) {
@@ -84,11 +100,16 @@ void net_server_apply(void *server, const struct eng_txn *t, uint64_t index)
 		eng_apply_done(s->engine, t->db, index, rv, 0);
 		return;
 	}
-	qf_put_le32(a->entry, n_check);
-	for (i = 0; i < n_check; i++)
-		qf_put_le64(a->entry + 4 + 8 * (size_t)i, t->old_hashes[i]);
-	eng_entry_encode(ENG_ENTRY_TXN, t, 0, 0,
-			 a->entry + 4 + 8 * (size_t)n_check);
+	if (t->file != NULL) {
+		encode_image_file(t, a->entry);
+	} else {
+		qf_put_le32(a->entry, n_check);
+		for (i = 0; i < n_check; i++)
+			qf_put_le64(a->entry + 4 + 8 * (size_t)i,
+				    t->old_hashes[i]);
+		eng_entry_encode(ENG_ENTRY_TXN, t, 0, 0,
+				 a->entry + 4 + 8 * (size_t)n_check);
+	}
 	a->next = s->applying;
 	s->applying = a;
 	if (s->worker == NULL && !s->stopping)

@@ -103,12 +103,18 @@ static uint8_t image_byte(uint32_t p, size_t k)
 /* An IMAGE response in @b for the header @im, whatever its values: the
  * encoder does not check them, so it also builds malformed messages.  The
  * pages are filled with image_byte().  0 or -errno. */
-static int encode_image(struct net_buf *b, const struct net_image *im)
+static int encode_image(struct net_buf *b, const struct net_image *in)
 {
+	struct net_image whole = *in, *im = &whole;
 	uint8_t *pages = NULL;
-	size_t start, k, size = (size_t)im->db_pages * im->page_size;
+	size_t start, k, size;
 	int rv;
 
+	if (im->n == 0 && im->first == 0) { /* all pages in one message */
+		im->first = 1;
+		im->n = im->db_pages;
+	}
+	size = (size_t)im->n * im->page_size;
 	rv = net_encode_image_begin(b, im, &start, &pages);
 	if (rv != 0)
 		return rv;
@@ -131,14 +137,16 @@ TEST(codec_image, round_trip)
 	ASSERT_EQ(encode_image(&b, &in), 0);
 	ASSERT_EQ(decode_msg(&b, &m), 0);
 	ASSERT_EQ(m.h.type, NET_QF_RESP_IMAGE);
-	ASSERT_EQ(m.body.len, 32 + 3 * 512);
+	ASSERT_EQ(m.body.len, 48 + 3 * 512);
 	memset(&out, 0, sizeof out);
 	ASSERT_EQ(net_decode_image(&m.body, &out), 0);
 	ASSERT_U64_EQ(out.seq, 17);
 	ASSERT_U64_EQ(out.cksum, 0x0123456789abcdefull);
 	ASSERT_EQ(out.page_size, 512);
 	ASSERT_EQ(out.db_pages, 3);
-	ASSERT_TRUE(out.pages == m.body.p + 32); /* in place, not copied */
+	ASSERT_EQ(out.first, 1);
+	ASSERT_EQ(out.n, 3);
+	ASSERT_TRUE(out.pages == m.body.p + 48); /* in place, not copied */
 	for (p = 0; p < 3; p++)
 		for (k = 0; k < 512; k++)
 			ASSERT_EQ(out.pages[p * 512 + k],
@@ -224,6 +232,45 @@ TEST(codec_image, refuses_bad_page_size)
 	return TEST_OK;
 }
 
+/* A message holds a run of the pages: from @first (1-based), @n of them,
+ * within db_pages; anything outside is malformed. */
+TEST(codec_image, pages_in_parts)
+{
+	static const struct {
+		uint32_t first, n;
+		bool ok;
+	} cases[] = {{1, 1, true}, {2, 3, true}, {5, 1, true}, {1, 5, true},
+		     {0, 1, false}, {5, 2, false}, {6, 1, false},
+		     {3, 4, false}};
+	struct net_image in, out;
+	struct net_buf b;
+	struct net_msg m;
+	size_t i;
+
+	net_buf_init(&b, 1 << 16);
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		in = (struct net_image){.seq = 1, .cksum = 1, .page_size = 512,
+					.db_pages = 5,
+					.first = cases[i].first,
+					.n = cases[i].n};
+		net_buf_reset(&b);
+		ASSERT_EQ(encode_image(&b, &in), 0);
+		ASSERT_EQ(decode_msg(&b, &m), 0);
+		if ((net_decode_image(&m.body, &out) == 0) != cases[i].ok) {
+			fprintf(stderr, "first %u n %u: wrong verdict\n",
+				cases[i].first, cases[i].n);
+			return TEST_FAIL;
+		}
+		if (cases[i].ok) {
+			ASSERT_EQ(out.first, cases[i].first);
+			ASSERT_EQ(out.n, cases[i].n);
+			ASSERT_EQ(out.db_pages, 5);
+		}
+	}
+	net_buf_close(&b);
+	return TEST_OK;
+}
+
 /* An image of no pages is malformed (a database has at least one). */
 TEST(codec_image, refuses_zero_pages)
 {
@@ -236,13 +283,13 @@ TEST(codec_image, refuses_zero_pages)
 	net_buf_init(&b, 1 << 16);
 	ASSERT_EQ(encode_image(&b, &in), 0);
 	ASSERT_EQ(decode_msg(&b, &m), 0);
-	ASSERT_EQ(m.body.len, 32);
+	ASSERT_EQ(m.body.len, 48);
 	ASSERT_EQ(net_decode_image(&m.body, &out), QF_EMALFORMED);
 	net_buf_close(&b);
 	return TEST_OK;
 }
 
-/* A body cut anywhere inside the 32-byte header is malformed. */
+/* A body cut anywhere inside the 48-byte header is malformed. */
 TEST(codec_image, refuses_truncated_header)
 {
 	struct net_image in = {.seq = 3, .cksum = 5, .page_size = 512,
@@ -256,7 +303,7 @@ TEST(codec_image, refuses_truncated_header)
 	net_buf_init(&b, 1 << 16);
 	ASSERT_EQ(encode_image(&b, &in), 0);
 	ASSERT_EQ(decode_msg(&b, &m), 0);
-	for (cut = 0; cut < 32; cut++) {
+	for (cut = 0; cut < 48; cut++) {
 		s.p = m.body.p;
 		s.len = cut;
 		ASSERT_EQ(net_decode_image(&s, &out), QF_EMALFORMED);
@@ -271,15 +318,15 @@ TEST(codec_image, refuses_truncated_header)
 TEST(codec_image, begin_too_big)
 {
 	struct net_image in = {.seq = 1, .cksum = 2, .page_size = 512,
-			       .db_pages = 3};
+			       .db_pages = 3, .first = 1, .n = 3};
 	uint8_t *pages = NULL;
 	const char *name;
 	size_t start, before;
 	struct net_buf b;
 	struct net_msg m;
 
-	/* req (16 bytes) + header and body of the image (8 + 32 + 1536) */
-	net_buf_init(&b, 16 + 8 + 32 + 3 * 512 - 1);
+	/* req (16 bytes) + header and body of the image (8 + 48 + 1536) */
+	net_buf_init(&b, 16 + 8 + 48 + 3 * 512 - 1);
 	ASSERT_EQ(net_encode_image_req(&b, "a.db"), 0);
 	before = b.len;
 	ASSERT_EQ(before, 16);
@@ -290,18 +337,18 @@ TEST(codec_image, begin_too_big)
 	ASSERT_EQ(m.h.type, NET_QF_REQ_IMAGE);
 	ASSERT_EQ(net_decode_image_req(&m.body, &name), 0);
 	ASSERT_TRUE(strcmp(name, "a.db") == 0);
-	/* A smaller image still fits after the failure. */
-	in.db_pages = 2;
+	/* A smaller part still fits after the failure. */
+	in.n = 2;
 	ASSERT_EQ(net_encode_image_begin(&b, &in, &start, &pages), 0);
 	ASSERT_EQ(start, before);
 	ASSERT_EQ(net_msg_end(&b, start), 0);
 	net_buf_close(&b);
 
 	/* One byte more of max: the three pages fit exactly. */
-	net_buf_init(&b, 8 + 32 + 3 * 512);
-	in.db_pages = 3;
+	net_buf_init(&b, 8 + 48 + 3 * 512);
+	in.n = 3;
 	ASSERT_EQ(encode_image(&b, &in), 0);
-	ASSERT_EQ(b.len, 8 + 32 + 3 * 512);
+	ASSERT_EQ(b.len, 8 + 48 + 3 * 512);
 	net_buf_close(&b);
 	return TEST_OK;
 }
