@@ -91,7 +91,7 @@ int eng__check_identity(const char *data_dir, uint64_t *id, char **address);
 int eng__check_boot(const char *state_dir, char *now, size_t size,
 		    bool *same_boot);
 int eng__record_boot(const char *state_dir, const char *now);
-/* Remove the scratch images (image-in-*, image-out-*) a stop left. */
+/* Remove the scratch images (%image-in-*, %image-out-*) a stop left. */
 void eng__remove_scratch(const char *state_dir);
 int eng__make_dir(const char *path);
 

@@ -126,8 +126,9 @@ void eng__remove_scratch(const char *state_dir)
 	DIR *d = opendir(state_dir);
 
 	while (d != NULL && (de = readdir(d)) != NULL) {
-		if (strncmp(de->d_name, "image-in-", 9) != 0 &&
-		    strncmp(de->d_name, "image-out-", 10) != 0)
+		/* '%' then a letter: never an escaped database name. */
+		if (strncmp(de->d_name, "%image-in-", 10) != 0 &&
+		    strncmp(de->d_name, "%image-out-", 11) != 0)
 			continue;
 		snprintf(path, sizeof path, "%s/%s", state_dir, de->d_name);
 		if (unlink(path) != 0 && errno != ENOENT)

@@ -206,10 +206,10 @@ static void image_done(uv_work_t *req, int status)
 	parts_cb(&j->timer);
 }
 
-/* A scratch file for an image being sent: STATE_DIR/image-out-SERIAL. */
+/* A scratch file for an image being sent: STATE_DIR/%image-out-SERIAL. */
 static int open_scratch(struct image_job *j)
 {
-	if (asprintf(&j->path, "%s/image-out-%llu",
+	if (asprintf(&j->path, "%s/%%image-out-%llu",
 		     eng_state_dir(j->srv->engine),
 		     (unsigned long long)j->serial) < 0) {
 		j->path = NULL;
@@ -369,7 +369,7 @@ void net_server_resync(void *server, const char *db)
 		return; /* no leader to ask (yet): the engine asks again */
 	j = calloc(1, sizeof *j);
 	if (j == NULL || (j->db = strdup(db)) == NULL ||
-	    asprintf(&j->path, "%s/image-in-%llu", eng_state_dir(s->engine),
+	    asprintf(&j->path, "%s/%%image-in-%llu", eng_state_dir(s->engine),
 		     (unsigned long long)++s->fetches) < 0) {
 		if (j != NULL)
 			free(j->db);

@@ -469,8 +469,8 @@ def test_resync_memory_does_not_grow_with_the_database(qf, timing):
     r = qflib.run_quorafs(["verify", "-s",
                            ",".join(n.address for n in nodes)])
     assert r.returncode == 0, r.stdout + r.stderr
-    assert not list((victim.data_dir / "state").glob("image-*"))
-    assert not list((leader.data_dir / "state").glob("image-*"))
+    assert not list((victim.data_dir / "state").glob("%image-*"))
+    assert not list((leader.data_dir / "state").glob("%image-*"))
 
 
 @pytest.mark.deadline(120)
