@@ -56,7 +56,8 @@ def test_bank_writers_and_readers(qf, node):
     txns = sum(x["txns"] for x in w)
     rows = sum(x["rows"] for x in w)
     print(f"{txns} transactions, {rows} log rows, "
-          f"{sum(x['reads'] for x in r)} reads")
+          f"{sum(x['reads'] for x in r)} reads; longest wait for the write "
+          f"lock {max(x['max_wait'] for x in w):.2f} s")
 
     def check():
         got = cli(db, "SELECT count(*), sum(src IS NOT NULL) FROM log;\n"
