@@ -453,7 +453,9 @@ int eng__snapshot_copy(const char *db_dir, const char *state_dir,
 	eng__snapshot_gc(state_dir, raft_dir, index);
 	rv = tmp && path && asprintf(&dir, "%s/snapshots", state_dir) >= 0
 		     ? 0 : -ENOMEM;
-	if (rv == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST)
+	if (rv == 0 && mkdir(dir, 0755) == 0)
+		rv = sync_dir(state_dir); /* the new directory's entry */
+	else if (rv == 0 && errno != EEXIST)
 		rv = -errno;
 	if (rv == 0) {
 		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -798,7 +800,18 @@ static int install_v2(struct eng_dbs *s, const uint8_t *p, size_t len,
 		if (path == NULL)
 			return -ENOMEM;
 		img_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (img_fd < 0 && errno != ENOENT) {
+			/* Not a missing image (which the leader repairs) but
+			 * a node that cannot read its own: say so, and let
+			 * the start fail rather than empty the databases. */
+			rv = -errno;
+			QF_LOG(QF_ERROR, "snapshot index=%llu: opening %s: %s",
+			       (unsigned long long)index, path,
+			       qf_strerror(rv));
+		}
 		free(path);
+		if (rv != 0)
+			return rv;
 	}
 	off = 24;
 	for (i = 0; i < n_db && rv == 0; i++) {

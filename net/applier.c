@@ -603,6 +603,7 @@ static void run_image_file(struct net_applier *a, struct item *it)
 	if (rv != 0) {
 		QF_LOG(QF_ERROR, "applier index=%llu: bad image: %s",
 		       (unsigned long long)it->index, qf_strerror(rv));
+		report(a, it->index, "", rv, 0); /* the index names it */
 		return;
 	}
 	rv = apply_image_file(a, db, page_size, db_pages, path);
@@ -627,7 +628,8 @@ static void run_one(struct net_applier *a, struct item *it)
 	if (rv != 0) {
 		QF_LOG(QF_ERROR, "applier index=%llu: bad entry: %s",
 		       (unsigned long long)it->index, qf_strerror(rv));
-		return; /* the daemon sent it: it cannot be matched */
+		report(a, it->index, "", rv, 0); /* the index names it */
+		return;
 	}
 	rv = apply_txn(a, en.txn);
 	if (rv != 0)
@@ -703,7 +705,8 @@ void net__applier_submit(struct net_applier *a, uint64_t index,
 
 	if (it == NULL) {
 		free(entry);
-		return; /* the entry stays unapplied; the daemon waits */
+		report(a, index, "", -ENOMEM, 0); /* the daemon repairs */
+		return;
 	}
 	it->index = index;
 	it->entry = entry;

@@ -765,6 +765,7 @@ static void server_free(struct net_server *s)
 	while ((a = s->applying) != NULL) {
 		s->applying = a->next;
 		free(a->entry);
+		free(a->db);
 		free(a);
 	}
 	pthread_mutex_destroy(&s->mu);

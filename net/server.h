@@ -73,9 +73,12 @@ struct net_server {
 };
 
 /* An APPLY the worker has not answered: sent again to a new worker if
- * this one dies (applying a transaction twice writes the same bytes). */
+ * this one dies (applying a transaction twice writes the same bytes).
+ * Index and database name identify it: a resync image of one database can
+ * be applied at the index of another database's entry. */
 struct applying {
 	uint64_t index;
+	char *db;
 	uint8_t *entry;
 	size_t len;
 	struct applying *next;

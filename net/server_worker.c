@@ -88,14 +88,17 @@ void net_server_apply(void *server, const struct eng_txn *t, uint64_t index)
 
 	if (a != NULL) {
 		a->index = index;
+		a->db = strdup(t->db);
 		a->len = t->file != NULL
 				 ? 20 + strlen(t->db) + strlen(t->file)
 				 : 4 + 8 * (size_t)n_check + eng_entry_size(t);
 		a->entry = malloc(a->len);
 	}
-	if (a == NULL || a->entry == NULL) {
-		if (a != NULL)
+	if (a == NULL || a->entry == NULL || a->db == NULL) {
+		if (a != NULL) {
 			free(a->entry);
+			free(a->db);
+		}
 		free(a);
 		eng_apply_done(s->engine, t->db, index, rv, 0);
 		return;
@@ -118,7 +121,8 @@ void net_server_apply(void *server, const struct eng_txn *t, uint64_t index)
 		(void)send_apply(s, a);
 }
 
-/* The worker reports an APPLY: status, then the database name. */
+/* The worker reports an APPLY: status, then the database name (empty if
+ * the worker could not decode the APPLY: the index alone then names it). */
 static void applied(struct net_server *s, uint64_t index,
 		    const uint8_t *payload, size_t len)
 {
@@ -133,15 +137,20 @@ static void applied(struct net_server *s, uint64_t index,
 	wal_frames = qf_get_le64(payload + 4);
 	memcpy(name, payload + 12, len - 12);
 	name[len - 12] = '\0';
-	for (pp = &s->applying; *pp != NULL; pp = &(*pp)->next)
-		if ((*pp)->index == index) {
-			a = *pp;
-			*pp = a->next;
-			free(a->entry);
-			free(a);
-			break;
-		}
-	eng_apply_done(s->engine, name, index, status, wal_frames);
+	for (pp = &s->applying; *pp != NULL; pp = &(*pp)->next) {
+		a = *pp;
+		if (a->index != index ||
+		    (name[0] != '\0' && strcmp(a->db, name) != 0))
+			continue;
+		*pp = a->next;
+		eng_apply_done(s->engine, a->db, index, status, wal_frames);
+		free(a->entry);
+		free(a->db);
+		free(a);
+		return;
+	}
+	QF_LOG(QF_WARN, "worker reported index=%llu db=%s, which it was not "
+	       "sent", (unsigned long long)index, name);
 }
 
 static void worker_frame_cb(void *arg, const struct net_link_hdr *h,

@@ -260,11 +260,15 @@ static void apply_frame(struct worker *w, const struct net_link_hdr *h,
 	}
 	p = realloc(w->apply_buf, w->apply_len + h->len);
 	if (p == NULL) {
-		/* The transaction is lost here: the daemon sees no APPLIED
-		 * and the database waits; say why. */
+		/* The transaction is lost here: answer it by its index
+		 * alone, and the daemon repairs the database. */
+		uint8_t r[12] = {0};
+
 		QF_LOG(QF_ERROR, "applier index=%llu: out of memory for a "
 		       "%zu-byte transaction", (unsigned long long)h->serial,
 		       w->apply_len + h->len);
+		qf_put_le32(r, (uint32_t)-ENOMEM);
+		(void)send_frame(w, NET_LINK_APPLIED, h->serial, r, sizeof r);
 		free(w->apply_buf);
 		w->apply_buf = NULL;
 		w->apply_len = 0;

@@ -201,13 +201,13 @@ static int wfx_stop(struct wfx *f)
 	return f->status;
 }
 
-static int send_frame(struct wfx *f, uint8_t kind, uint64_t serial,
-		      const void *payload, size_t len, uint8_t type,
-		      uint8_t schema)
+static int send_frame_flags(struct wfx *f, uint8_t kind, uint8_t flags,
+			    uint64_t serial, const void *payload, size_t len,
+			    uint8_t type, uint8_t schema)
 {
 	struct net_link_hdr h = {.len = (uint32_t)len, .kind = kind,
 				 .type = type, .schema = schema,
-				 .flags = NET_LINK_LEADER, .serial = serial};
+				 .flags = flags, .serial = serial};
 	uint8_t *frame = net__link_frame(&h, payload);
 	int rv;
 
@@ -216,6 +216,14 @@ static int send_frame(struct wfx *f, uint8_t kind, uint64_t serial,
 	rv = qf_write_full(f->fd, frame, NET_LINK_HDR + len);
 	free(frame);
 	return rv;
+}
+
+static int send_frame(struct wfx *f, uint8_t kind, uint64_t serial,
+		      const void *payload, size_t len, uint8_t type,
+		      uint8_t schema)
+{
+	return send_frame_flags(f, kind, NET_LINK_LEADER, serial, payload,
+				len, type, schema);
 }
 
 /* Submit the request encoded in @b (a whole message) for @serial. */
@@ -366,6 +374,36 @@ TEST(worker, flow_control_waits_for_acks)
 		ASSERT_EQ(send_frame(&f, NET_LINK_ACK, 1, ack, 8, 0, 0), 0);
 	}
 	ASSERT_TRUE(got > 4000u * 1000u);
+	ASSERT_EQ(wfx_stop(&f), 0);
+	return TEST_OK;
+}
+
+/* An APPLY the applier cannot decode is still answered, with an error
+ * and no database name, so that the daemon can match it by its index and
+ * repair the database instead of waiting for it forever. */
+TEST(worker, undecodable_apply_is_answered_by_index)
+{
+	struct wfx f;
+	struct net_link_hdr h;
+	uint8_t type, *p;
+	uint8_t bad_entry[12] = {5, 0, 0, 0}; /* 5 hashes, then nothing */
+	uint8_t bad_image[20];
+
+	memset(bad_image, 0, sizeof bad_image);
+	qf_put_le32(bad_image, NET_APPLY_IMAGE_FILE); /* no name, no path */
+	ASSERT_EQ(wfx_start(&f), 0);
+	ASSERT_EQ(send_frame_flags(&f, NET_LINK_APPLY, 0, 41, bad_entry,
+				   sizeof bad_entry, 0, 0), 0);
+	ASSERT_EQ(send_frame_flags(&f, NET_LINK_APPLY, 0, 42, bad_image,
+				   sizeof bad_image, 0, 0), 0);
+	for (uint64_t index = 41; index <= 42; index++) {
+		ASSERT_EQ(recv_frame(&f, &h, &type, &p), 0);
+		ASSERT_EQ(h.kind, NET_LINK_APPLIED);
+		ASSERT_EQ(h.serial, index);
+		ASSERT_EQ(h.len, 12); /* status, frames, and an empty name */
+		ASSERT_EQ((int)qf_get_le32(p), QF_EMALFORMED);
+		free(p);
+	}
 	ASSERT_EQ(wfx_stop(&f), 0);
 	return TEST_OK;
 }
