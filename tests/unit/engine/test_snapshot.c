@@ -999,6 +999,18 @@ static uint8_t *two_db_v2(struct fx *src, size_t *len)
 	return snapshot_of(src, 20, len);
 }
 
+/* A version 2 snapshot of @src's two databases, and @dst holding older
+ * versions of both; the caller frees the snapshot and both fixtures. */
+static uint8_t *v2_onto_older(struct fx *src, struct fx *dst,
+			      uint8_t old_a[4 * 512], uint8_t old_b[2 * 512],
+			      size_t *len)
+{
+	fx_init(src);
+	fx_init(dst);
+	older_target(dst, old_a, old_b);
+	return two_db_v2(src, len);
+}
+
 /* Without its image (a follower that raft sent the snapshot), restore
  * takes the snapshot's state, leaves no stale file and marks the files
  * suspect (persisted) for the leader's image to replace them. */
@@ -1011,10 +1023,7 @@ TEST(snapshot, restore_without_image_marks_files_suspect)
 	size_t len, hdr_len;
 	struct eng_db *d;
 
-	fx_init(&src);
-	fx_init(&dst);
-	older_target(&dst, old_a, old_b);
-	snap = two_db_v2(&src, &len);
+	snap = v2_onto_older(&src, &dst, old_a, old_b, &len);
 	ASSERT_NOT_NULL(snap);
 	ASSERT_EQ(restore(&dst, snap, len, &index), 0);
 	ASSERT_U64_EQ(index, 20);
@@ -1050,10 +1059,7 @@ TEST(snapshot, restore_fails_on_unreadable_image)
 	size_t len, got_len;
 	struct eng_db *d;
 
-	fx_init(&src);
-	fx_init(&dst);
-	older_target(&dst, old_a, old_b);
-	snap = two_db_v2(&src, &len);
+	snap = v2_onto_older(&src, &dst, old_a, old_b, &len);
 	ASSERT_NOT_NULL(snap);
 	ASSERT_EQ(mkdir(fx_path("%s/snapshots", dst.state), 0755), 0);
 	ASSERT_EQ(symlink("20.img", fx_path("%s/snapshots/20.img", dst.state)),
@@ -1117,10 +1123,7 @@ TEST(snapshot, restore_v2_rejects_bad_metadata)
 	uint8_t *snap;
 	size_t len, cut;
 
-	fx_init(&src);
-	fx_init(&dst);
-	older_target(&dst, old_a, old_b);
-	snap = two_db_v2(&src, &len);
+	snap = v2_onto_older(&src, &dst, old_a, old_b, &len);
 	ASSERT_NOT_NULL(snap);
 	copy_image(&src, &dst, 20);
 	for (cut = 24; cut < len; cut += 8)
