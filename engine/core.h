@@ -57,6 +57,12 @@ struct eng {
 	unsigned long fault_every, fault_count;
 	bool stop_started;
 	uint64_t stop_deadline;
+	/* Retrying a failed snapshot (engine.c). */
+	uv_timer_t snap_timer;
+	struct raft_barrier snap_barrier;
+	bool snap_barrier_busy;
+	unsigned snap_retry_ms; /* the last delay; 0 after a success */
+	int snap_failed;	/* atomic: the last copy failed */
 	/* Metrics, loop thread only. */
 	uint64_t n_commits, raft_us_total, cb_us_total;
 };

@@ -499,9 +499,58 @@ static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 			      unsigned *n_bufs)
 {
 	struct eng *e = fsm->data;
+	int rv = eng__snapshot_copy(e->db_dir, e->state_dir, e->raft_dir, bufs,
+				    n_bufs);
 
-	return eng__snapshot_copy(e->db_dir, e->state_dir, e->raft_dir, bufs,
-				  n_bufs);
+	__atomic_store_n(&e->snap_failed, rv != 0, __ATOMIC_RELEASE);
+	return rv;
+}
+
+/* ---- trying a failed snapshot again ----
+ * raft takes a snapshot only when it applies an entry, so one that failed
+ * (writers raced its copy, or the disk was full) would wait for the next
+ * write, which an idle database never makes, while raft keeps the whole
+ * log in memory.  The leader retries with a barrier, after SNAP_RETRY_MS
+ * doubling to SNAP_RETRY_MAX_MS; followers take the barrier too. */
+#define SNAP_RETRY_MS 500
+#define SNAP_RETRY_MAX_MS 60000
+
+static void snap_barrier_cb(struct raft_barrier *req, int status)
+{
+	struct eng *e = req->data;
+
+	e->snap_barrier_busy = false;
+	if (status != 0)
+		QF_LOG(QF_DEBUG, "snapshot retry barrier: %s",
+		       raft_strerror(status));
+}
+
+static void snap_retry_cb(uv_timer_t *t)
+{
+	struct eng *e = t->data;
+
+	if (e->stop_started || e->snap_barrier_busy ||
+	    raft_state(&e->raft) != RAFT_LEADER)
+		return; /* a follower retries at its next entry */
+	e->snap_barrier.data = e;
+	if (raft_barrier(&e->raft, &e->snap_barrier, snap_barrier_cb) == 0)
+		e->snap_barrier_busy = true;
+}
+
+/* Loop thread, when a snapshot attempt ended: arm or reset the retry. */
+static void snap_retry_after(struct eng *e, bool failed)
+{
+	if (!failed) {
+		e->snap_retry_ms = 0;
+		return;
+	}
+	e->snap_retry_ms = e->snap_retry_ms == 0 ? SNAP_RETRY_MS
+			   : e->snap_retry_ms * 2 > SNAP_RETRY_MAX_MS
+				   ? SNAP_RETRY_MAX_MS
+				   : e->snap_retry_ms * 2;
+	if (!e->stop_started)
+		(void)uv_timer_start(&e->snap_timer, snap_retry_cb,
+				     e->snap_retry_ms, 0);
 }
 
 static int fsm_snapshot_finalize(struct raft_fsm *fsm,
@@ -511,6 +560,7 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm,
 	struct eng_db *d;
 
 	eng__snapshot_free(bufs, n_bufs);
+	snap_retry_after(e, __atomic_load_n(&e->snap_failed, __ATOMIC_ACQUIRE));
 	/* Tag fresh page hashes so a restart after a crash need not re-hash
 	 * databases that did not change since. */
 	for (d = e->dbs.head; d != NULL; d = d->next)
@@ -635,6 +685,7 @@ static void stop_raft(struct eng *e)
 		       (double)e->cb_us_total / (double)e->n_commits / 1000.0);
 	uv_timer_stop(&e->timer);
 	uv_close((uv_handle_t *)&e->timer, close_handles_cb);
+	uv_close((uv_handle_t *)&e->snap_timer, close_handles_cb);
 	eng__follow_close(&e->follow); /* replayed at the next start */
 	raft_close(&e->raft, raft_closed_cb);
 }
@@ -825,12 +876,14 @@ int eng_start(struct eng **out, const struct eng_config *c)
 	eng__follow_init(&e->follow, &e->dbs);
 	if (uv_loop_init(&e->loop) != 0 ||
 	    uv_async_init(&e->loop, &e->async, drain_queue) != 0 ||
-	    uv_timer_init(&e->loop, &e->timer) != 0) {
+	    uv_timer_init(&e->loop, &e->timer) != 0 ||
+	    uv_timer_init(&e->loop, &e->snap_timer) != 0) {
 		eng_free(e);
 		return -ENOMEM;
 	}
 	e->async.data = e;
 	e->timer.data = e;
+	e->snap_timer.data = e;
 	rv = pthread_create(&e->thread, NULL, loop_main, e);
 	if (rv != 0) {
 		eng_free(e);

@@ -107,14 +107,14 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t deadline_in(unsigned ms)
+int64_t net__cli_deadline_in(unsigned ms)
 {
 	return ms == 0 ? 0 : now_ms() + (int64_t)ms;
 }
 
 void net__cli_call(struct net_client *c)
 {
-	c->deadline = deadline_in(c->cfg.timeout_ms);
+	c->deadline = net__cli_deadline_in(c->cfg.timeout_ms);
 }
 
 /* Milliseconds left before @deadline for poll(): -1 for none. */
@@ -138,17 +138,21 @@ static void sleep_ms(int64_t ms)
 		;
 }
 
-/* Wait for @events on the socket until @deadline: 0 or -ETIMEDOUT. */
-static int wait_fd(int fd, short events, int64_t deadline)
+/* Wait for @events on the socket until @deadline, or until @cancel_fd
+ * (-1: none) is readable: 0, -ETIMEDOUT or -ECANCELED. */
+static int wait_fd(int fd, short events, int64_t deadline, int cancel_fd)
 {
-	struct pollfd p = {.fd = fd, .events = events};
+	struct pollfd p[2] = {{.fd = fd, .events = events},
+			      {.fd = cancel_fd, .events = POLLIN}};
 	int n, ms;
 
 	for (;;) {
 		ms = poll_ms(deadline);
 		if (ms == 0)
 			return -ETIMEDOUT;
-		n = poll(&p, 1, ms);
+		n = poll(p, cancel_fd >= 0 ? 2 : 1, ms);
+		if (n > 0 && cancel_fd >= 0 && p[1].revents != 0)
+			return -ECANCELED;
 		if (n > 0)
 			return 0; /* ready, or an error the next call reports */
 		if (n == 0)
@@ -188,7 +192,8 @@ static int split_address(const char *address, char *host, size_t cap,
 }
 
 /* One TCP connect to @ai until @deadline: the socket, or -errno. */
-static int connect_one(const struct addrinfo *ai, int64_t deadline)
+static int connect_one(const struct addrinfo *ai, int64_t deadline,
+		       int cancel_fd)
 {
 	int fd, rv, err = 0, one = 1;
 	socklen_t len = sizeof err;
@@ -202,7 +207,7 @@ static int connect_one(const struct addrinfo *ai, int64_t deadline)
 			rv = -errno;
 			goto err_after_socket;
 		}
-		rv = wait_fd(fd, POLLOUT, deadline);
+		rv = wait_fd(fd, POLLOUT, deadline, cancel_fd);
 		if (rv != 0)
 			goto err_after_socket;
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
@@ -229,7 +234,7 @@ static int dial(struct net_client *c, const char *address)
 	struct addrinfo hints, *res, *ai;
 	char host[256];
 	const char *port;
-	int64_t deadline = deadline_in(c->cfg.connect_timeout_ms);
+	int64_t deadline = net__cli_deadline_in(c->cfg.connect_timeout_ms);
 	int rv, fd = -ENOENT;
 
 	drop_connection(c);
@@ -249,8 +254,8 @@ static int dial(struct net_client *c, const char *address)
 		return net__cli_error(c, -EHOSTUNREACH, "%s: %s", address,
 				      gai_strerror(rv));
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = connect_one(ai, deadline);
-		if (fd >= 0 || fd == -ETIMEDOUT)
+		fd = connect_one(ai, deadline, c->cancel_fd);
+		if (fd >= 0 || fd == -ETIMEDOUT || fd == -ECANCELED)
 			break;
 	}
 	freeaddrinfo(res);
@@ -284,10 +289,12 @@ static int send_bytes(struct net_client *c, const uint8_t *p, size_t n)
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			rv = wait_fd(c->fd, POLLOUT, c->deadline);
+			rv = wait_fd(c->fd, POLLOUT, c->deadline, c->cancel_fd);
 			if (rv != 0)
 				return net__cli_fail(
-				    c, rv, "%s: timed out sending", c->address);
+				    c, rv, "%s: %s", c->address,
+				    rv == -ETIMEDOUT ? "timed out sending"
+						     : qf_strerror(rv));
 			continue;
 		}
 		rv = k < 0 ? -errno : -EIO;
@@ -344,7 +351,7 @@ int net__cli_recv(struct net_client *c, struct net_msg *m)
 			return net__cli_fail(c, rv, "%s: recv: %s", c->address,
 					     qf_strerror(rv));
 		}
-		rv = wait_fd(c->fd, POLLIN, c->deadline);
+		rv = wait_fd(c->fd, POLLIN, c->deadline, c->cancel_fd);
 		if (rv != 0)
 			return net__cli_fail(
 			    c, rv, "%s: %s", c->address,
@@ -508,6 +515,7 @@ int net_client_new(const struct net_client_config *config,
 		return -ENOMEM;
 	}
 	c->fd = -1;
+	c->cancel_fd = -1;
 	net_buf_init(&c->out, c->cfg.max_msg);
 	net_decoder_init(&c->dec, c->cfg.max_msg, false);
 	*out = c;
@@ -541,6 +549,11 @@ const char *net_client_address(const struct net_client *c)
 void net_client_set_timeout(struct net_client *c, unsigned timeout_ms)
 {
 	c->cfg.timeout_ms = timeout_ms;
+}
+
+void net_client_set_cancel(struct net_client *c, int fd)
+{
+	c->cancel_fd = fd;
 }
 
 const char *net_client_errmsg(const struct net_client *c)
@@ -577,7 +590,7 @@ static int connect_version(struct net_client *c, const char *address,
 int net_client_connect(struct net_client *c, const char *address)
 {
 	return connect_version(c, address, NET_PROTO_VERSION,
-			       deadline_in(c->cfg.timeout_ms));
+			       net__cli_deadline_in(c->cfg.timeout_ms));
 }
 
 /* LEADER on the current connection, within c->deadline.  *@leader is a
@@ -612,7 +625,7 @@ static int ask_leader(struct net_client *c, uint64_t *id, char **leader)
  * deadline covers it all, and the CLIENT that may follow. */
 static int probe(struct net_client *c, const char *address, char **leader)
 {
-	int64_t deadline = deadline_in(c->cfg.attempt_timeout_ms);
+	int64_t deadline = net__cli_deadline_in(c->cfg.attempt_timeout_ms);
 	int rv;
 
 	rv = connect_version(c, address, NET_PROTO_VERSION, deadline);

@@ -31,6 +31,7 @@ struct net_client_rs {
 struct net_client {
 	struct net_client_config cfg;
 	int fd;		  /* -1 when not connected */
+	int cancel_fd;	  /* net_client_set_cancel's, or -1 */
 	char *address;	  /* as dialed; NULL when not connected */
 	bool legacy;	  /* handshake was the legacy version (§1.2) */
 	int64_t deadline; /* of the current call, monotonic ms; 0: none */
@@ -47,6 +48,9 @@ struct net_client {
 };
 
 /* ---- shared by the client's files (client.c) ---- */
+
+/* The monotonic time @ms from now, as c->deadline holds it; 0 for 0. */
+int64_t net__cli_deadline_in(unsigned ms);
 
 /* Record the last error's text; returns @rv. */
 int net__cli_error(struct net_client *c, int rv, const char *fmt, ...)

@@ -299,7 +299,7 @@ static int image_part(struct net_client *c, const struct net_image *im,
 }
 
 int net_client_image(struct net_client *c, const char *db, int fd,
-		     struct net_client_image *out)
+		     unsigned part_timeout_ms, struct net_client_image *out)
 {
 	struct net_image im;
 	struct net_msg m;
@@ -322,6 +322,8 @@ int net_client_image(struct net_client *c, const char *db, int fd,
 		rv = image_part(c, &im, fd, &next, out);
 		if (rv != 0 || next > out->db_pages)
 			break;
+		if (part_timeout_ms != 0)
+			c->deadline = net__cli_deadline_in(part_timeout_ms);
 		rv = net__cli_recv(c, &m);
 		if (rv == 0 && m.h.type != NET_QF_RESP_IMAGE)
 			rv = m.h.type == NET_RESP_FAILURE

@@ -220,6 +220,10 @@ void net_client_disconnect(struct net_client *c);
 const char *net_client_address(const struct net_client *c);
 
 void net_client_set_timeout(struct net_client *c, unsigned timeout_ms);
+/* From now on, once @fd (an eventfd or a pipe's read end; the caller keeps
+ * it open) is readable, any wait of a call ends it with -ECANCELED: how
+ * another thread stops a call in progress.  -1, the default: none. */
+void net_client_set_cancel(struct net_client *c, int fd);
 
 /* Description of the last error (the server's message after
  * NET_EFAILURE); "" before any. */
@@ -304,14 +308,17 @@ struct net_client_db {
  * 1..db_pages back to back) as they arrive: one response message is in
  * memory at a time.  Each page is hashed; the hashes must make the
  * image's checksum, or QF_EMALFORMED.  On 0 @out->hashes (malloc'd) is
- * the caller's. */
+ * the caller's.  The call's timeout bounds the wait for the first part
+ * (the leader copies its pages first); each later part must then come
+ * within @part_timeout_ms of the one before (0: the call's deadline
+ * covers them all). */
 struct net_client_image {
 	uint64_t seq, cksum;
 	uint32_t page_size, db_pages;
 	uint64_t *hashes; /* qf_page_hash of pages 1..db_pages */
 };
 int net_client_image(struct net_client *c, const char *db, int fd,
-		     struct net_client_image *out);
+		     unsigned part_timeout_ms, struct net_client_image *out);
 
 /* On 0, *@dbs (NULL when *@n is 0) is the caller's (net_client_dbs_free),
  * *@applied the node's raft applied index, *@idle whether every

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "server.h"
@@ -25,9 +26,14 @@
 #define PART_BYTES ((size_t)1 << 20)
 /* More parts wait while the connection has this much unsent. */
 #define QUEUE_BYTES ((size_t)4 << 20)
-/* A follower's fetch: connecting, then the whole exchange. */
+/* A follower that takes no part for this long has stalled: its
+ * connection is closed, and the leader's image slot is free again. */
+#define SEND_STALL_MS 10000
+/* A follower's fetch: connecting; the first part (the leader copies its
+ * pages first: a large database takes a while); each part after it. */
 #define FETCH_CONNECT_MS 5000
-#define FETCH_TIMEOUT_MS 600000
+#define FETCH_FIRST_MS 600000
+#define FETCH_PART_MS 30000
 /* Reads that never caught one state (writers too fast) are described
  * and read again this many times before the request fails. */
 #define IMAGE_TRIES 3
@@ -46,6 +52,7 @@ struct image_job {
 	int fd;
 	struct eng_image im;
 	uint32_t next; /* the next page to send */
+	uint64_t sent_at; /* uv_now of the last part queued */
 	int tries;
 	int rv;
 };
@@ -163,10 +170,16 @@ static void parts_cb(uv_timer_t *t)
 		rv = send_part(j, c);
 		sent++;
 	}
+	if (sent > 0)
+		j->sent_at = uv_now(eng_loop(s->engine));
+	else if (uv_now(eng_loop(s->engine)) - j->sent_at >= SEND_STALL_MS)
+		rv = -ETIMEDOUT;
 	if (rv != 0) {
 		/* Parts already went: the client cannot tell a FAILURE from
 		 * a part, so the connection ends. */
-		QF_LOG(QF_WARN, "image of %s: %s", j->db, qf_strerror(rv));
+		QF_LOG(QF_WARN, "image of %s: %s", j->db,
+		       rv == -ETIMEDOUT ? "the follower stopped reading it"
+					: qf_strerror(rv));
 		net__conn_close(c);
 		image_end(j);
 		return;
@@ -203,6 +216,7 @@ static void image_done(uv_work_t *req, int status)
 		return;
 	}
 	j->next = 1;
+	j->sent_at = uv_now(eng_loop(s->engine));
 	parts_cb(&j->timer);
 }
 
@@ -269,6 +283,7 @@ struct resync_job {
 	char *db;
 	char *path; /* the scratch file the image goes to */
 	char leader[256];
+	int cancel_fd; /* an eventfd: written to end the fetch on stop */
 	struct net_client_image img;
 	int rv;
 	char err[512];
@@ -279,16 +294,18 @@ static void fetch_work(uv_work_t *req)
 {
 	struct resync_job *j = req->data;
 	struct net_client_config cfg = {.connect_timeout_ms = FETCH_CONNECT_MS,
-					.timeout_ms = FETCH_TIMEOUT_MS,
+					.timeout_ms = FETCH_FIRST_MS,
 					.max_msg = IMAGE_MAX_MSG};
 	struct net_client *c = NULL;
 	int fd = open(j->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
 	j->rv = fd < 0 ? -errno : net_client_new(&cfg, &c);
-	if (j->rv == 0)
+	if (j->rv == 0) {
+		net_client_set_cancel(c, j->cancel_fd);
 		j->rv = net_client_connect(c, j->leader);
+	}
 	if (j->rv == 0)
-		j->rv = net_client_image(c, j->db, fd, &j->img);
+		j->rv = net_client_image(c, j->db, fd, FETCH_PART_MS, &j->img);
 	snprintf(j->err, sizeof j->err, "%s",
 		 c != NULL && net_client_errmsg(c)[0] != '\0'
 			 ? net_client_errmsg(c)
@@ -346,6 +363,7 @@ static void fetch_done(uv_work_t *req, int status)
 	}
 	if (j->path != NULL)
 		(void)unlink(j->path);
+	close(j->cancel_fd);
 	free(j->path);
 	free(j->img.hashes);
 	free(j->db);
@@ -379,8 +397,12 @@ void net_server_resync(void *server, const char *db)
 	j->srv = s;
 	snprintf(j->leader, sizeof j->leader, "%s", leader);
 	j->req.data = j;
-	if (uv_queue_work(eng_loop(s->engine), &j->req, fetch_work,
+	j->cancel_fd = eventfd(0, EFD_CLOEXEC);
+	if (j->cancel_fd < 0 ||
+	    uv_queue_work(eng_loop(s->engine), &j->req, fetch_work,
 			  fetch_done) != 0) {
+		if (j->cancel_fd >= 0)
+			close(j->cancel_fd);
 		free(j->path);
 		free(j->db);
 		free(j);
@@ -391,4 +413,12 @@ void net_server_resync(void *server, const char *db)
 	s->handles_open++;
 	j->next = s->resyncs;
 	s->resyncs = j;
+}
+
+void net__resync_cancel_all(struct net_server *s)
+{
+	struct resync_job *j;
+
+	for (j = s->resyncs; j != NULL; j = j->next)
+		(void)eventfd_write(j->cancel_fd, 1);
 }

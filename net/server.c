@@ -726,6 +726,7 @@ static void stop_on_loop(void *arg)
 	struct net_server *s = arg;
 
 	s->stopping = true;
+	net__resync_cancel_all(s); /* a fetch in the threadpool ends now */
 	while (s->conns != NULL)
 		net__conn_close(s->conns);
 	if (s->handles_open == 0) {

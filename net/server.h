@@ -121,5 +121,7 @@ void net__send_ack(struct net_server *s, uint64_t serial, size_t n);
 /* resync.c */
 /* quorafs's IMAGE request (the leader's side of a follower's resync). */
 void net__handle_image(struct conn *c, const struct net_slice *body);
+/* End every fetch in progress (on stop): each fails with -ECANCELED. */
+void net__resync_cancel_all(struct net_server *s);
 
 #endif /* QF_NET_SERVER_H */

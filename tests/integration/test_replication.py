@@ -788,3 +788,54 @@ def test_image_request(cluster):
         with pytest.raises(qfwire.Failure) as e:
             c.call(image, qfwire.enc_text("nothere.db"), image)
     assert "no such database" in str(e.value), e.value
+
+
+def test_stalled_image_reader_frees_the_leader(cluster):
+    """A follower that asks for an image and then stops reading keeps the
+    leader's one image slot (others are told "busy") only until its
+    connection has taken nothing for 10 s: then the leader closes it, and
+    the next request gets the whole image."""
+    import socket
+    import struct
+    import sys
+    sys.path.insert(0, str(qflib.REPO / "tools"))
+    import qfwire
+    leader = cluster[0]
+    qflib.cli(leader.path("big.db"), "CREATE TABLE t(x);\n"
+              "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+              "FROM c WHERE i < 24) INSERT INTO t SELECT randomblob(1000000) "
+              "FROM c;\n", mode="wal")
+    image = 101
+    stalled = qfwire.Conn(leader.address)
+    try:
+        stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        stalled.send(image, qfwire.enc_text("big.db"))  # and never read
+        t0 = time.monotonic()
+        while True:
+            try:
+                with contextlib.closing(qfwire.Conn(leader.address)) as c:
+                    c.send(image, qfwire.enc_text("big.db"))
+                    got = 0
+                    while True:
+                        body = c.expect(image)
+                        _, _, page_size, pages, first, n = \
+                            struct.unpack_from("<6Q", body)
+                        got += n
+                        if first + n - 1 == pages:
+                            break
+                    assert got == pages and pages * page_size > 24_000_000
+                    break
+            except qfwire.Failure as e:
+                assert e.code == 5 and "busy" in str(e), e
+            waited = time.monotonic() - t0
+            assert waited < 40, "the stalled reader kept the image slot"
+            time.sleep(0.5)
+        assert waited >= 5, f"served after {waited:.1f} s: was it stalled?"
+        assert "the follower stopped reading it" in leader.log()
+        # The stalled connection was closed: past what was buffered, EOF.
+        stalled.sock.settimeout(10)
+        with pytest.raises(qfwire.WireError):
+            while True:
+                stalled.expect(image)
+    finally:
+        stalled.close()

@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <semaphore.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1107,6 +1108,104 @@ TEST(client, per_call_timeout)
 	sem_post(&f.go);
 	net_client_free(c);
 	fake_stop(&f);
+	return TEST_OK;
+}
+
+/* Another thread ends a call that waits without a deadline by writing
+ * to the client's cancel fd (how a stopping daemon ends an image fetch). */
+struct canceller {
+	int fd;
+	unsigned after_ms;
+};
+
+static void *cancel_later(void *arg)
+{
+	struct canceller *k = arg;
+	struct timespec ts = {0, (long)k->after_ms * 1000000};
+
+	nanosleep(&ts, NULL);
+	if (eventfd_write(k->fd, 1) != 0)
+		abort();
+	return NULL;
+}
+
+TEST(client, cancel_ends_a_call)
+{
+	struct net_client *c = client_new(0); /* no deadline */
+	struct canceller k = {eventfd(0, EFD_CLOEXEC), 150};
+	struct fake f;
+	pthread_t th;
+	int64_t t0, dt;
+
+	ASSERT_TRUE(k.fd >= 0);
+	fake_start(&f, "a", serve_silent, 1);
+	fake_run(&f);
+	net_client_set_cancel(c, k.fd);
+	ASSERT_EQ(net_client_connect(c, f.addr), 0);
+	t0 = mono_ms();
+	ASSERT_EQ(pthread_create(&th, NULL, cancel_later, &k), 0);
+	ASSERT_EQ(net_client_describe(c, &(uint64_t){0}, &(uint64_t){0}),
+		  -ECANCELED);
+	dt = mono_ms() - t0;
+	pthread_join(th, NULL);
+	ASSERT_TRUE(dt >= 140 && dt < 5000);
+	ASSERT_NULL(net_client_address(c)); /* the stream is dropped */
+	sem_post(&f.go);
+	net_client_free(c);
+	fake_stop(&f);
+	close(k.fd);
+	return TEST_OK;
+}
+
+/* IMAGE: the first of two parts, then silence. */
+static void serve_half_image(struct fake *f, int fd, int conn)
+{
+	struct net_image im = {.seq = 3, .cksum = 1, .page_size = 512,
+			       .db_pages = 2, .first = 1, .n = 1};
+	struct net_buf b;
+	uint64_t version;
+	uint8_t *pages;
+	size_t start;
+
+	(void)conn;
+	net_buf_init(&b, 1 << 16);
+	if (fk_handshake(f, fd, &version) == 0 &&
+	    fk_request(f, fd, NULL, NULL) == NET_QF_REQ_IMAGE &&
+	    net_encode_image_begin(&b, &im, &start, &pages) == 0) {
+		memset(pages, 7, 512);
+		if (net_msg_end(&b, start) == 0) {
+			fk_send_buf(fd, &b);
+			fk_wait(f);
+		}
+	}
+	net_buf_close(&b);
+}
+
+/* Each IMAGE part after the first must come within the part timeout,
+ * however long the call's own deadline. */
+TEST(client, image_part_timeout)
+{
+	struct net_client *c = client_new(20000);
+	struct net_client_image img;
+	char path[] = "/tmp/qf_image_XXXXXX";
+	int fd = mkstemp(path);
+	struct fake f;
+	int64_t t0, dt;
+
+	ASSERT_TRUE(fd >= 0);
+	unlink(path);
+	fake_start(&f, "a", serve_half_image, 1);
+	fake_run(&f);
+	ASSERT_EQ(net_client_connect(c, f.addr), 0);
+	t0 = mono_ms();
+	ASSERT_EQ(net_client_image(c, "x.db", fd, 200, &img), -ETIMEDOUT);
+	dt = mono_ms() - t0;
+	ASSERT_TRUE(dt >= 190 && dt < 5000);
+	ASSERT_NULL(img.hashes);
+	sem_post(&f.go);
+	net_client_free(c);
+	fake_stop(&f);
+	close(fd);
 	return TEST_OK;
 }
 
