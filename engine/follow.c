@@ -170,12 +170,27 @@ static int hand_over_image(struct eng_follower *f, struct eng_db *d,
 static void take_state(struct eng_follower *f, struct eng_db *d,
 		       struct eng_follow_item *it)
 {
-	int rv = eng__db_set_state(d, it->state, it->index);
+	const struct eng_db_snap *st = it->state;
+	/* The entries before it (or a restart's replay) may have brought
+	 * sound files to the snapshot's state already: then they stay. */
+	bool there = !d->diverged && !d->files_suspect && d->seq == st->seq &&
+		     d->cksum == st->cksum && d->page_size == st->page_size &&
+		     d->db_pages == st->db_pages;
+	int rv = eng__db_set_state(d, st, it->index);
 
 	if (rv != 0) {
 		QF_LOG(QF_ERROR, "db=%s: snapshot state not taken: %s",
 		       d->name, qf_strerror(rv));
 		files_diverged(f, d);
+		return;
+	}
+	if (there) {
+		QF_LOG(QF_INFO, "db=%s: already at snapshot seq=%llu", d->name,
+		       (unsigned long long)d->seq);
+		rv = eng__db_save_header(f->dbs, d);
+		if (rv != 0)
+			QF_LOG(QF_WARN, "db=%s: saving state: %s", d->name,
+			       qf_strerror(rv));
 		return;
 	}
 	d->diverged = true;
