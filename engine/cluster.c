@@ -100,10 +100,63 @@ static void watch_startup(struct eng *e)
 	}
 }
 
+/* ---- a leader whose files diverged ----
+ * Only a leader serves images, so a leader cannot repair a database whose
+ * files diverged here, and refuses its writes.  Once one has stayed
+ * diverged for DIVERGED_HANDOVER_MS it hands leadership to another voter
+ * (raft picks the most up-to-date), then fetches that node's image as a
+ * follower.  At most once every DIVERGED_RETRY_MS: if every node's copy
+ * diverged, leadership must not bounce. */
+#define DIVERGED_HANDOVER_MS 2000
+#define DIVERGED_RETRY_MS 60000
+
+static void disk_transfer_cb(struct raft_transfer *req);
+
+static bool other_voters(const struct eng *e)
+{
+	unsigned i;
+
+	for (i = 0; i < e->raft.configuration.n; i++)
+		if (e->raft.configuration.servers[i].role == RAFT_VOTER &&
+		    e->raft.configuration.servers[i].id != e->cfg.id)
+			return true;
+	return false;
+}
+
+static void watch_diverged_leader(struct eng *e)
+{
+	uint64_t now = eng__now_ms();
+	struct eng_db *d;
+	int rv;
+
+	for (d = e->dbs.head; d != NULL && !d->diverged; d = d->next)
+		;
+	if (d == NULL || !e->leader_ready) {
+		e->diverged_since_ms = 0;
+		return;
+	}
+	if (e->diverged_since_ms == 0)
+		e->diverged_since_ms = now;
+	if (now - e->diverged_since_ms < DIVERGED_HANDOVER_MS ||
+	    e->disk_transfer || !other_voters(e) ||
+	    (e->handover_ms != 0 && now - e->handover_ms < DIVERGED_RETRY_MS))
+		return;
+	e->handover_ms = now;
+	QF_LOG(QF_WARN, "db=%s is diverged on this leader, which cannot "
+	       "repair it: handing leadership to another voter", d->name);
+	e->disk_xfer.data = e;
+	rv = raft_transfer(&e->raft, &e->disk_xfer, 0, disk_transfer_cb);
+	if (rv == 0)
+		e->disk_transfer = true;
+	else
+		QF_LOG(QF_ERROR, "leadership transfer: %s", raft_strerror(rv));
+}
+
 /* Called by the engine's timer in cluster mode. */
 void eng__watch_cluster(struct eng *e)
 {
 	watch_leadership(e);
+	watch_diverged_leader(e);
 	if (!e->ready_done)
 		watch_startup(e);
 }

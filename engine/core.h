@@ -33,7 +33,9 @@ struct eng {
 	bool barrier_sent;
 	bool barrier_done;  /* cluster mode: this term's barrier applied */
 	struct raft_transfer disk_xfer; /* stepping down after a disk error */
-	bool disk_transfer;
+	bool disk_transfer;		/* disk_xfer in flight (any reason) */
+	uint64_t diverged_since_ms;	/* leading with a diverged database */
+	uint64_t handover_ms;		/* last handover for one */
 	bool leader_ready;  /* cluster mode: leading with the log applied */
 	struct eng_follower follow;
 	/* Queue from other threads, under @mu. */

@@ -382,6 +382,8 @@ void net_server_resync(void *server, const char *db)
 		return;
 	if (s->resyncs != NULL)
 		return; /* one fetch at a time: the engine asks again */
+	if (getenv("QF_FAULT_NO_RESYNC") != NULL)
+		return; /* fault injection for tests: a diverged node stays so */
 	eng_leader(s->engine, &id, leader, sizeof leader);
 	if (id == 0 || id == eng_id(s->engine))
 		return; /* no leader to ask (yet): the engine asks again */

@@ -366,6 +366,54 @@ def test_diverged_follower_resynchronises(cluster, mode):
     print(f"resynchronised {took:.2f} s after the write")
 
 
+def test_diverged_leader_hands_leadership_over(cluster, monkeypatch):
+    """A leader cannot repair its own diverged database (only a leader
+    serves images) and refuses its writes: after 2 s it hands leadership
+    to another voter, whose image then repairs it.  Here the victim is
+    started with image fetches disabled (QF_FAULT_NO_RESYNC), so that it
+    is still diverged when leadership is moved to it."""
+    leader, victim = cluster[0], cluster[2]
+    db = "lead-div.db"
+    qflib.cli(leader.path(db), "CREATE TABLE t(x);\nINSERT INTO t VALUES "
+              "(randomblob(300));\n", mode="wal")
+    wait_until(lambda: count(victim, db) == 1, VISIBLE_WITHIN, "row")
+    victim.stop()
+    corrupt_page(victim.backing(db), 2)
+    monkeypatch.setenv("QF_FAULT_NO_RESYNC", "1")
+    victim.start(bootstrap=False)
+    monkeypatch.delenv("QF_FAULT_NO_RESYNC")
+    qflib.cli(leader.path(db), "INSERT INTO t VALUES (2);\n")
+    wait_until(lambda: "DIVERGED" in victim.log(), 30, "victim diverged")
+    r = qflib.run_quorafs(["cluster", "-s", leader.address, "transfer",
+                           str(victim.id)])
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: "handing leadership to another voter" in
+               victim.log(), 30, "the diverged leader hands over")
+    deadline = time.monotonic() + 20
+    new, _ = find_leader(cluster)
+    while new is victim and time.monotonic() < deadline:
+        time.sleep(0.2)
+        new, _ = find_leader(cluster)
+    assert new is not victim, victim.log_tail(20)
+    deadline = time.monotonic() + 10
+    while True:  # a new leader refuses writes until its log is applied
+        try:
+            qflib.cli(new.path(db), "INSERT INTO t VALUES (3);\n")
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    wait_until(lambda: count(cluster[1] if new is cluster[0] else
+                             cluster[0], db) == 3, VISIBLE_WITHIN, "row 3")
+    # Without the fault, the victim's files are repaired (here: rebuilt
+    # from snapshot and log at its start).
+    victim.stop()
+    victim.start(bootstrap=False)
+    wait_until(lambda: count(victim, db) == 3, VISIBLE_WITHIN, "all rows")
+    same_everywhere(cluster, db)
+
+
 def test_resync_of_an_image_larger_than_a_message(qf):
     """With --max-message 65536 a 1 MB transaction reaches the followers'
     appliers in many link frames, and a follower resynchronises from the
