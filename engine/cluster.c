@@ -110,7 +110,7 @@ static void watch_startup(struct eng *e)
 #define DIVERGED_HANDOVER_MS 2000
 #define DIVERGED_RETRY_MS 60000
 
-static void disk_transfer_cb(struct raft_transfer *req);
+static void hand_leadership_over(struct eng *e);
 
 static bool other_voters(const struct eng *e)
 {
@@ -127,7 +127,6 @@ static void watch_diverged_leader(struct eng *e)
 {
 	uint64_t now = eng__now_ms();
 	struct eng_db *d;
-	int rv;
 
 	for (d = e->dbs.head; d != NULL && !d->diverged; d = d->next)
 		;
@@ -144,12 +143,7 @@ static void watch_diverged_leader(struct eng *e)
 	e->handover_ms = now;
 	QF_LOG(QF_WARN, "db=%s is diverged on this leader, which cannot "
 	       "repair it: handing leadership to another voter", d->name);
-	e->disk_xfer.data = e;
-	rv = raft_transfer(&e->raft, &e->disk_xfer, 0, disk_transfer_cb);
-	if (rv == 0)
-		e->disk_transfer = true;
-	else
-		QF_LOG(QF_ERROR, "leadership transfer: %s", raft_strerror(rv));
+	hand_leadership_over(e);
 }
 
 /* Called by the engine's timer in cluster mode. */
@@ -170,23 +164,28 @@ static void disk_transfer_cb(struct raft_transfer *req)
 	e->disk_transfer = false;
 }
 
-/* This leader could not write its own log: hand leadership to another
- * voter (raft picks the most up-to-date) rather than keep refusing every
- * commit.  One attempt at a time. */
-void eng__step_down_on_disk_error(struct eng *e, int status)
+/* To the voter raft picks (the most up-to-date); one at a time. */
+static void hand_leadership_over(struct eng *e)
 {
 	int rv;
 
-	if (raft_state(&e->raft) != RAFT_LEADER || e->disk_transfer)
-		return;
-	QF_LOG(QF_ERROR, "writing the raft log failed (%s): handing "
-	       "leadership to another voter", qf_strerror(eng__from_raft(status)));
 	e->disk_xfer.data = e;
 	rv = raft_transfer(&e->raft, &e->disk_xfer, 0, disk_transfer_cb);
 	if (rv == 0)
 		e->disk_transfer = true;
 	else
 		QF_LOG(QF_ERROR, "leadership transfer: %s", raft_strerror(rv));
+}
+
+/* This leader could not write its own log: hand leadership to another
+ * voter rather than keep refusing every commit. */
+void eng__step_down_on_disk_error(struct eng *e, int status)
+{
+	if (raft_state(&e->raft) != RAFT_LEADER || e->disk_transfer)
+		return;
+	QF_LOG(QF_ERROR, "writing the raft log failed (%s): handing "
+	       "leadership to another voter", qf_strerror(eng__from_raft(status)));
+	hand_leadership_over(e);
 }
 
 /* ---- membership ---- */
