@@ -507,34 +507,53 @@ static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 }
 
 /* ---- trying a failed snapshot again ----
- * raft takes a snapshot only when it applies an entry, so one that failed
- * (writers raced its copy, or the disk was full) would wait for the next
+ * raft takes a snapshot only when it applies an entry, so one whose copy
+ * failed (writers raced it, or the disk was full) would wait for the next
  * write, which an idle database never makes, while raft keeps the whole
  * log in memory.  The leader retries with a barrier, after SNAP_RETRY_MS
- * doubling to SNAP_RETRY_MAX_MS; followers take the barrier too. */
+ * doubling to SNAP_RETRY_MAX_MS; followers take the barrier too, and a
+ * node that does not lead keeps the timer going until it does or a
+ * snapshot succeeds.  Only the copy is retried: raft's own write of a
+ * snapshot failing is retried at its next attempt, as before. */
 #define SNAP_RETRY_MS 500
 #define SNAP_RETRY_MAX_MS 60000
+
+static void snap_retry_cb(uv_timer_t *t);
+
+static void snap_retry_rearm(struct eng *e)
+{
+	if (!e->stop_started && e->snap_retry_ms != 0)
+		(void)uv_timer_start(&e->snap_timer, snap_retry_cb,
+				     e->snap_retry_ms, 0);
+}
 
 static void snap_barrier_cb(struct raft_barrier *req, int status)
 {
 	struct eng *e = req->data;
 
 	e->snap_barrier_busy = false;
-	if (status != 0)
+	if (status != 0) {
 		QF_LOG(QF_DEBUG, "snapshot retry barrier: %s",
 		       raft_strerror(status));
+		snap_retry_rearm(e);
+	}
 }
 
 static void snap_retry_cb(uv_timer_t *t)
 {
 	struct eng *e = t->data;
 
-	if (e->stop_started || e->snap_barrier_busy ||
-	    raft_state(&e->raft) != RAFT_LEADER)
-		return; /* a follower retries at its next entry */
+	if (e->stop_started)
+		return;
+	if (e->snap_barrier_busy || raft_state(&e->raft) != RAFT_LEADER) {
+		snap_retry_rearm(e);
+		return;
+	}
 	e->snap_barrier.data = e;
 	if (raft_barrier(&e->raft, &e->snap_barrier, snap_barrier_cb) == 0)
 		e->snap_barrier_busy = true;
+	else
+		snap_retry_rearm(e);
 }
 
 /* Loop thread, when a snapshot attempt ended: arm or reset the retry. */
@@ -542,15 +561,14 @@ static void snap_retry_after(struct eng *e, bool failed)
 {
 	if (!failed) {
 		e->snap_retry_ms = 0;
+		(void)uv_timer_stop(&e->snap_timer);
 		return;
 	}
 	e->snap_retry_ms = e->snap_retry_ms == 0 ? SNAP_RETRY_MS
 			   : e->snap_retry_ms * 2 > SNAP_RETRY_MAX_MS
 				   ? SNAP_RETRY_MAX_MS
 				   : e->snap_retry_ms * 2;
-	if (!e->stop_started)
-		(void)uv_timer_start(&e->snap_timer, snap_retry_cb,
-				     e->snap_retry_ms, 0);
+	snap_retry_rearm(e);
 }
 
 static int fsm_snapshot_finalize(struct raft_fsm *fsm,

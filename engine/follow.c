@@ -175,7 +175,10 @@ static void take_state(struct eng_follower *f, struct eng_db *d,
 	 * sound files to the snapshot's state already: then they stay. */
 	bool there = !d->diverged && !d->files_suspect && d->seq == st->seq &&
 		     d->cksum == st->cksum && d->page_size == st->page_size &&
-		     d->db_pages == st->db_pages;
+		     d->db_pages == st->db_pages &&
+		     (st->db_pages == 0 ||
+		      memcmp(d->hash, st->hashes,
+			     (size_t)st->db_pages * sizeof *st->hashes) == 0);
 	int rv = eng__db_set_state(d, st, it->index);
 
 	if (rv != 0) {

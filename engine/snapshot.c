@@ -453,10 +453,10 @@ int eng__snapshot_copy(const char *db_dir, const char *state_dir,
 	eng__snapshot_gc(state_dir, raft_dir, index);
 	rv = tmp && path && asprintf(&dir, "%s/snapshots", state_dir) >= 0
 		     ? 0 : -ENOMEM;
-	if (rv == 0 && mkdir(dir, 0755) == 0)
-		rv = sync_dir(state_dir); /* the new directory's entry */
-	else if (rv == 0 && errno != EEXIST)
+	if (rv == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST)
 		rv = -errno;
+	if (rv == 0) /* the directory's entry: also after a failed sync */
+		rv = sync_dir(state_dir);
 	if (rv == 0) {
 		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0)

@@ -138,6 +138,27 @@ static void sleep_ms(int64_t ms)
 		;
 }
 
+bool net__cli_cancelled(struct net_client *c, int64_t ms)
+{
+	struct pollfd p = {.fd = c->cancel_fd, .events = POLLIN};
+	int64_t end = now_ms() + ms;
+	int n;
+
+	if (c->cancel_fd < 0) {
+		if (ms > 0)
+			sleep_ms(ms);
+		return false;
+	}
+	for (;;) {
+		n = poll(&p, 1, (int)(ms > 0 ? ms : 0));
+		if (n > 0)
+			return true;
+		if (n == 0 || errno != EINTR)
+			return false;
+		ms = end - now_ms();
+	}
+}
+
 /* Wait for @events on the socket until @deadline, or until @cancel_fd
  * (-1: none) is readable: 0, -ETIMEDOUT or -ECANCELED. */
 static int wait_fd(int fd, short events, int64_t deadline, int cancel_fd)
@@ -745,13 +766,14 @@ int net_client_connect_leader(struct net_client *c,
 		for (i = 0; i < n; i++) {
 			rv = discover_one(c, addresses[i], &answered, report,
 					  sizeof report);
-			if (rv == 0)
-				return 0;
+			if (rv == 0 || rv == -ECANCELED)
+				return rv;
 		}
 		left = start + (int64_t)c->cfg.discovery_timeout_ms - now_ms();
 		if (left <= 0)
 			break;
-		sleep_ms(backoff < left ? backoff : left);
+		if (net__cli_cancelled(c, backoff < left ? backoff : left))
+			return net__cli_error(c, -ECANCELED, "cancelled");
 		backoff =
 		    backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 	}

@@ -49,6 +49,9 @@ struct net_client {
 
 /* ---- shared by the client's files (client.c) ---- */
 
+/* The cancel fd became readable within @ms (0: is it now?); without one,
+ * sleeps @ms and says false. */
+bool net__cli_cancelled(struct net_client *c, int64_t ms);
 /* The monotonic time @ms from now, as c->deadline holds it; 0 for 0. */
 int64_t net__cli_deadline_in(unsigned ms);
 

@@ -324,7 +324,10 @@ int net_client_image(struct net_client *c, const char *db, int fd,
 			break;
 		if (part_timeout_ms != 0)
 			c->deadline = net__cli_deadline_in(part_timeout_ms);
-		rv = net__cli_recv(c, &m);
+		/* Parts that keep coming never make a wait poll it. */
+		rv = net__cli_cancelled(c, 0)
+			     ? net__cli_fail(c, -ECANCELED, "cancelled")
+			     : net__cli_recv(c, &m);
 		if (rv == 0 && m.h.type != NET_QF_RESP_IMAGE)
 			rv = m.h.type == NET_RESP_FAILURE
 				     ? net__cli_failure(c, &m)

@@ -26,8 +26,9 @@
 #define PART_BYTES ((size_t)1 << 20)
 /* More parts wait while the connection has this much unsent. */
 #define QUEUE_BYTES ((size_t)4 << 20)
-/* A follower that takes no part for this long has stalled: its
- * connection is closed, and the leader's image slot is free again. */
+/* A follower that takes none of the queued bytes for this long has
+ * stalled: its connection is closed, and the leader's image slot is free
+ * again. */
 #define SEND_STALL_MS 10000
 /* A follower's fetch: connecting; the first part (the leader copies its
  * pages first: a large database takes a while); each part after it. */
@@ -52,7 +53,8 @@ struct image_job {
 	int fd;
 	struct eng_image im;
 	uint32_t next; /* the next page to send */
-	uint64_t sent_at; /* uv_now of the last part queued */
+	uint64_t moved_at; /* uv_now when parts were last queued or sent */
+	size_t queued;	   /* the connection's unsent bytes then */
 	int tries;
 	int rv;
 };
@@ -158,22 +160,26 @@ static void parts_cb(uv_timer_t *t)
 	struct image_job *j = t->data;
 	struct net_server *s = j->srv;
 	struct conn *c = net__find_conn(s, j->serial);
+	uint64_t now = uv_now(eng_loop(s->engine));
 	int rv = 0, sent = 0;
+	size_t queued;
 
 	if (c == NULL || c->closing || s->stopping) {
 		image_end(j); /* nobody to send it to */
 		return;
 	}
+	queued = uv_stream_get_write_queue_size((uv_stream_t *)c->tcp);
 	while (rv == 0 && j->next <= j->im.db_pages && sent < 4 &&
-	       uv_stream_get_write_queue_size((uv_stream_t *)c->tcp) <
-		       QUEUE_BYTES) {
+	       queued < QUEUE_BYTES) {
 		rv = send_part(j, c);
 		sent++;
+		queued = uv_stream_get_write_queue_size((uv_stream_t *)c->tcp);
 	}
-	if (sent > 0)
-		j->sent_at = uv_now(eng_loop(s->engine));
-	else if (uv_now(eng_loop(s->engine)) - j->sent_at >= SEND_STALL_MS)
+	if (sent > 0 || queued < j->queued)
+		j->moved_at = now; /* a slow follower still makes progress */
+	else if (now - j->moved_at >= SEND_STALL_MS)
 		rv = -ETIMEDOUT;
+	j->queued = queued;
 	if (rv != 0) {
 		/* Parts already went: the client cannot tell a FAILURE from
 		 * a part, so the connection ends. */
@@ -216,7 +222,8 @@ static void image_done(uv_work_t *req, int status)
 		return;
 	}
 	j->next = 1;
-	j->sent_at = uv_now(eng_loop(s->engine));
+	j->moved_at = uv_now(eng_loop(s->engine));
+	j->queued = 0;
 	parts_cb(&j->timer);
 }
 

@@ -121,15 +121,39 @@ void net_server_apply(void *server, const struct eng_txn *t, uint64_t index)
 		(void)send_apply(s, a);
 }
 
-/* The worker reports an APPLY: status, then the database name (empty if
- * the worker could not decode the APPLY: the index alone then names it). */
+/* Take what was sent for @index (and @db, unless it is empty) out of the
+ * list and report it done with @status. */
+static bool complete_applying(struct net_server *s, uint64_t index,
+			      const char *db, int status, uint64_t wal_frames)
+{
+	struct applying **pp, *a;
+
+	for (pp = &s->applying; *pp != NULL; pp = &(*pp)->next) {
+		a = *pp;
+		if (a->index != index ||
+		    (db[0] != '\0' && strcmp(a->db, db) != 0))
+			continue;
+		*pp = a->next;
+		eng_apply_done(s->engine, a->db, index, status, wal_frames);
+		free(a->entry);
+		free(a->db);
+		free(a);
+		return true;
+	}
+	return false;
+}
+
+/* The worker reports an APPLY: status, then the database name.  It is
+ * empty if the worker could not decode the APPLY: the index alone then
+ * names it, and since an image of one database can share its index with
+ * another's entry, every APPLY at that index fails (a failed one is
+ * repaired by an image; a later report of a good one is only logged). */
 static void applied(struct net_server *s, uint64_t index,
 		    const uint8_t *payload, size_t len)
 {
-	struct applying **pp, *a;
 	char name[4096];
 	uint64_t wal_frames;
-	int status;
+	int status, n = 0;
 
 	if (payload == NULL || len < 12 || len - 12 >= sizeof name)
 		return;
@@ -137,20 +161,18 @@ static void applied(struct net_server *s, uint64_t index,
 	wal_frames = qf_get_le64(payload + 4);
 	memcpy(name, payload + 12, len - 12);
 	name[len - 12] = '\0';
-	for (pp = &s->applying; *pp != NULL; pp = &(*pp)->next) {
-		a = *pp;
-		if (a->index != index ||
-		    (name[0] != '\0' && strcmp(a->db, name) != 0))
-			continue;
-		*pp = a->next;
-		eng_apply_done(s->engine, a->db, index, status, wal_frames);
-		free(a->entry);
-		free(a->db);
-		free(a);
-		return;
+	if (name[0] == '\0') {
+		if (status == 0)
+			status = QF_EMALFORMED; /* success needs a name */
+		while (complete_applying(s, index, "", status, 0))
+			n++;
+	} else if (complete_applying(s, index, name, status, wal_frames)) {
+		n = 1;
 	}
-	QF_LOG(QF_WARN, "worker reported index=%llu db=%s, which it was not "
-	       "sent", (unsigned long long)index, name);
+	if (n == 0)
+		QF_LOG(QF_WARN, "worker reported index=%llu db=%s, which it "
+		       "was not sent (or no longer waits for)",
+		       (unsigned long long)index, name);
 }
 
 static void worker_frame_cb(void *arg, const struct net_link_hdr *h,

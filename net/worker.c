@@ -49,6 +49,7 @@ struct worker {
 	struct net_applier *applier;
 	uint8_t *apply_buf; /* an APPLY split over frames, so far */
 	size_t apply_len;
+	bool apply_discard; /* its pieces are dropped until the last */
 };
 
 /* Any thread: write one frame whole.  0 or -errno. */
@@ -251,6 +252,10 @@ static void apply_frame(struct worker *w, const struct net_link_hdr *h,
 {
 	uint8_t *p;
 
+	if (w->apply_discard) { /* answered already, when memory ran out */
+		w->apply_discard = (h->flags & NET_LINK_MORE) != 0;
+		return;
+	}
 	if (w->apply_len == 0 && !(h->flags & NET_LINK_MORE)) {
 		if (*payload != NULL)
 			net__applier_submit(w->applier, h->serial, *payload,
@@ -272,6 +277,7 @@ static void apply_frame(struct worker *w, const struct net_link_hdr *h,
 		free(w->apply_buf);
 		w->apply_buf = NULL;
 		w->apply_len = 0;
+		w->apply_discard = (h->flags & NET_LINK_MORE) != 0;
 		return;
 	}
 	if (h->len > 0)

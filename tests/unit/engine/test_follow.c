@@ -81,6 +81,33 @@ TEST(follow_state, already_there_keeps_the_files)
 	return TEST_OK;
 }
 
+/* Files already suspect are not trusted because their state matches:
+ * the image is still asked for. */
+TEST(follow_state, suspect_files_stay_suspect)
+{
+	struct fx f;
+	struct model m = {.ps = 512};
+	struct eng_follower q;
+	struct seen s;
+	struct eng_db_snap st;
+	struct eng_db *d;
+
+	fx_init(&f);
+	d = eng__db_get(&f.dbs, "a.db");
+	ASSERT_EQ(sf_commit(d, &m, 3, sf_run(1, 3), 3, 10, 5), TEST_OK);
+	d->files_suspect = true;
+	follower_init(&q, &f, &s);
+	st = snap_of(d);
+	ASSERT_EQ(eng__follow_push_state(&q, d, &st, 9), 0);
+	ASSERT_TRUE(d->diverged);
+	ASSERT_TRUE(d->files_suspect);
+	ASSERT_EQ(s.asked, 1);
+	eng__follow_close(&q);
+	sf_model_free(&m);
+	fx_fini(&f);
+	return TEST_OK;
+}
+
 /* Files behind the snapshot's state are marked suspect and the leader's
  * image is asked for; the state is the snapshot's. */
 TEST(follow_state, behind_asks_for_an_image)
