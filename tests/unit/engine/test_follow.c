@@ -3,6 +3,7 @@
  *
  * The queue runs here without an engine: an "applier" that records what it
  * is handed and a resync hook that counts the images asked for. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,14 +52,15 @@ static struct eng_db_snap snap_of(const struct eng_db *d)
 	return st;
 }
 
-/* Files already at the snapshot's state (the entries before it brought
- * them there) stay trusted: no divergence, no image asked for. */
-TEST(follow_state, already_there_keeps_the_files)
+/* a.db after two commits (its files then marked suspect if @suspect),
+ * and a snapshot of that very state pushed at index 9: what became of
+ * a.db (flags and numbers; its hashes are gone) and of @s. */
+static int own_state_pushed(bool suspect, struct seen *s, struct eng_db *out,
+			    uint64_t *model_seq)
 {
 	struct fx f;
 	struct model m = {.ps = 512};
 	struct eng_follower q;
-	struct seen s;
 	struct eng_db_snap st;
 	struct eng_db *d;
 
@@ -66,18 +68,34 @@ TEST(follow_state, already_there_keeps_the_files)
 	d = eng__db_get(&f.dbs, "a.db");
 	ASSERT_EQ(sf_commit(d, &m, 3, sf_run(1, 3), 3, 10, 5), TEST_OK);
 	ASSERT_EQ(sf_commit(d, &m, 3, sf_run(2, 1), 1, 20, 6), TEST_OK);
-	follower_init(&q, &f, &s);
+	d->files_suspect = suspect;
+	follower_init(&q, &f, s);
 	st = snap_of(d);
 	ASSERT_EQ(eng__follow_push_state(&q, d, &st, 9), 0);
-	ASSERT_TRUE(!d->diverged);
-	ASSERT_TRUE(!d->files_suspect);
-	ASSERT_U64_EQ(d->applied, 9);
-	ASSERT_U64_EQ(d->seq, m.seq);
-	ASSERT_EQ(s.asked, 0);
 	ASSERT_TRUE(eng__follow_idle(&q));
+	*out = *d;
+	out->hash = NULL;
+	*model_seq = m.seq;
 	eng__follow_close(&q);
 	sf_model_free(&m);
 	fx_fini(&f);
+	return TEST_OK;
+}
+
+/* Files already at the snapshot's state (the entries before it brought
+ * them there) stay trusted: no divergence, no image asked for. */
+TEST(follow_state, already_there_keeps_the_files)
+{
+	struct seen s;
+	struct eng_db d;
+	uint64_t seq;
+
+	ASSERT_EQ(own_state_pushed(false, &s, &d, &seq), TEST_OK);
+	ASSERT_TRUE(!d.diverged);
+	ASSERT_TRUE(!d.files_suspect);
+	ASSERT_U64_EQ(d.applied, 9);
+	ASSERT_U64_EQ(d.seq, seq);
+	ASSERT_EQ(s.asked, 0);
 	return TEST_OK;
 }
 
@@ -85,26 +103,15 @@ TEST(follow_state, already_there_keeps_the_files)
  * the image is still asked for. */
 TEST(follow_state, suspect_files_stay_suspect)
 {
-	struct fx f;
-	struct model m = {.ps = 512};
-	struct eng_follower q;
 	struct seen s;
-	struct eng_db_snap st;
-	struct eng_db *d;
+	struct eng_db d;
+	uint64_t seq;
 
-	fx_init(&f);
-	d = eng__db_get(&f.dbs, "a.db");
-	ASSERT_EQ(sf_commit(d, &m, 3, sf_run(1, 3), 3, 10, 5), TEST_OK);
-	d->files_suspect = true;
-	follower_init(&q, &f, &s);
-	st = snap_of(d);
-	ASSERT_EQ(eng__follow_push_state(&q, d, &st, 9), 0);
-	ASSERT_TRUE(d->diverged);
-	ASSERT_TRUE(d->files_suspect);
+	ASSERT_EQ(own_state_pushed(true, &s, &d, &seq), TEST_OK);
+	ASSERT_TRUE(d.diverged);
+	ASSERT_TRUE(d.files_suspect);
+	ASSERT_U64_EQ(d.seq, seq);
 	ASSERT_EQ(s.asked, 1);
-	eng__follow_close(&q);
-	sf_model_free(&m);
-	fx_fini(&f);
 	return TEST_OK;
 }
 
