@@ -100,6 +100,11 @@ int eng_walw_read_page(struct eng_walw *w, int db_fd, uint32_t pgno,
 		       uint32_t page_size, uint8_t *buf);
 /* Frames in the log after the last successful write (its mxFrame). */
 uint32_t eng_walw_frames(const struct eng_walw *w);
+/* Mark the wal-index for recovery: the next connection to read it
+ * rebuilds it from the -wal, so that it holds every transaction the -wal
+ * does (one whose writer died before publishing it, say).  0, -EBUSY (the
+ * WRITE lock is held: retry) or -errno. */
+int eng_walw_invalidate(struct eng_walw *w);
 
 /* ---- Log entry codec (engine/entry.c).  Pure functions, any thread. ----
  *

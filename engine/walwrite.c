@@ -549,6 +549,25 @@ static int read_page_locked(struct eng_walw *w, int db_fd, uint32_t pgno,
 	return 0;
 }
 
+int eng_walw_invalidate(struct eng_walw *w)
+{
+	uint8_t *b0;
+	int rv = shm_lock(w, F_WRLCK, SHM_WRITE_LOCK, 1);
+
+	if (rv != 0)
+		return rv;
+	b0 = block(w, 0, &rv);
+	if (b0 != NULL) {
+		/* Copy 1 uninitialised, so the copies differ: the next
+		 * connection to read the header runs recovery (it takes the
+		 * WRITE lock, which we hold until the header is so). */
+		((struct idx_hdr *)(void *)b0)->is_init = 0;
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	}
+	(void)shm_lock(w, F_UNLCK, SHM_WRITE_LOCK, 1);
+	return rv;
+}
+
 int eng_walw_write_from(struct eng_walw *w, const struct eng_walw_src *src)
 {
 	int rv;

@@ -37,6 +37,26 @@ void fs__pending_free(struct pending *p)
 	free(p);
 }
 
+/* A signal interrupted the writer while its commit was held: if it was
+ * SIGKILL, the writer dies right after the reply, before publishing the
+ * commit in the wal-index, and the index has to be rebuilt (after a
+ * signal it survives, rebuilding it changes nothing). */
+static void ask_reindex(struct fs *fs, const struct fs_inode *in)
+{
+	char *db = fs__db_name_of(in->name, FS_WAL);
+
+	if (db != NULL && fs->cfg.on_stale_index != NULL)
+		fs->cfg.on_stale_index(fs->cfg.stale_arg, db);
+	free(db);
+}
+
+static void writer_interrupted(struct fs *fs, const struct fs_inode *in)
+{
+	QF_LOG(QF_INFO, "wal=%s: the writer was interrupted (killed?) while "
+	       "its commit was held: having the wal-index rebuilt", in->name);
+	ask_reindex(fs, in);
+}
+
 /* Loop thread: the WAL transaction is committed (status 0) or refused.
  * Returns 0 once the backing WAL holds it. */
 static int wal_commit_cb(struct pending *p, int status, uint64_t *wal_frames)
@@ -62,7 +82,12 @@ static int wal_commit_cb(struct pending *p, int status, uint64_t *wal_frames)
 		       "failed", in->name);
 	pthread_mutex_unlock(&in->mu);
 	if (rv == 0) {
+		/* Asked before the reply frees the request. */
+		bool killed = fuse_req_interrupted(p->req) != 0;
+
 		fuse_reply_write(p->req, p->size);
+		if (killed)
+			writer_interrupted(p->fs, in);
 		return 0;
 	}
 	if (status != 0 && status != QF_ESHUTDOWN)
@@ -301,6 +326,18 @@ static void write_passthrough(fuse_req_t req, int fd, const char *buf,
 		fuse_reply_write(req, size);
 }
 
+/* The writer's wal-index misses committed frames (fs.h on_stale_index):
+ * its transaction was built on a view without them and must fail; the
+ * index is rebuilt so that the next one sees them. */
+static void report_stale_index(struct fs *fs, const struct fs_inode *in)
+{
+	QF_LOG(QF_WARN, "wal=%s: a writer does not see the last committed "
+	       "transaction (its writer died before publishing it in the "
+	       "-shm?): refusing it, and having the wal-index rebuilt",
+	       in->name);
+	ask_reindex(fs, in);
+}
+
 static void write_wal(fuse_req_t req, struct fs *fs, struct fs_inode *in,
 		      const char *buf, size_t size, off_t off)
 {
@@ -346,6 +383,12 @@ static void write_wal(fuse_req_t req, struct fs *fs, struct fs_inode *in,
 			fuse_reply_err(req, -rv);
 		else
 			fuse_reply_write(req, size);
+		return;
+	}
+	if (rv == FS_WAL_STALE) {
+		pthread_mutex_unlock(&in->mu);
+		report_stale_index(fs, in);
+		fuse_reply_err(req, EIO);
 		return;
 	}
 	if (rv != FS_WAL_COMMIT) {

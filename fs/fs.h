@@ -24,6 +24,12 @@ struct fs_config {
 	bool allow_other;	 /* let other users see the mount */
 	bool direct_wal;	 /* serve -wal with direct I/O instead of
 				  * through the page cache */
+	/* A local writer of @db would overwrite committed frames: its
+	 * wal-index misses a transaction (its writer died between the commit
+	 * and publishing it).  The write gets EIO; this should have the
+	 * index rebuilt.  A FUSE worker thread: must not block.  NULL: none. */
+	void (*on_stale_index)(void *arg, const char *db);
+	void *stale_arg;
 };
 
 /* Mount.  0 or a negative code; logs why it failed. */

@@ -34,8 +34,10 @@
  *
  * Failure modes:
  *   - bytes that are not a WAL (a bad complete header, wrong magic or
- *     version bytes in a header fragment, frames with no header) and
- *     writes that change committed frames: -EINVAL, nothing changes;
+ *     version bytes in a header fragment, frames with no header): -EINVAL,
+ *     nothing changes;
+ *   - frame writes that change committed frames: FS_WAL_STALE, nothing
+ *     changes (the writer's wal-index misses them);
  *   - pread or allocation failure: -errno, the header state is restored
  *     and validation restarts from @committed at the next write;
  *   - a refused commit (fs__wal_refused): its first frame header is zeroed
@@ -569,7 +571,7 @@ int fs__wal_write(struct fs_wal *w, const void *buf, size_t size,
 				if (rv < 0)
 					return rv;
 				if (rv > 0)
-					goto einval;
+					goto stale;
 				start = cend;	/* identical: a no-op */
 			}
 		}
@@ -618,6 +620,10 @@ int fs__wal_write(struct fs_wal *w, const void *buf, size_t size,
 	w->size = max_u64(w->size, o.end);
 	return FS_WAL_PASS;
 
+stale:
+	QF_LOG(QF_WARN, "wal write off=%llu size=%zu: it would change "
+	       "committed frames", (unsigned long long)off, size);
+	return FS_WAL_STALE;
 einval:
 	QF_LOG(QF_WARN, "wal write off=%llu size=%zu: not WAL bytes",
 	       (unsigned long long)off, size);

@@ -73,6 +73,9 @@ enum {
 	FS_WAL_PASS = 0,   /* apply the write and answer it */
 	FS_WAL_COMMIT = 1, /* hold it: it completes *txn */
 	FS_WAL_REFUSE = 2, /* answer EIO (sticky refusal) */
+	FS_WAL_STALE = 3,  /* answer EIO: the writer would overwrite committed
+			    * frames, so its wal-index misses them (a writer
+			    * died before publishing its commit) */
 };
 
 /* Start tracking the backing file @fd (kept, not owned).  Scans it as
@@ -84,9 +87,11 @@ void fs__wal_close(struct fs_wal *w);
 /* Examine a write of @size bytes at @off before it is applied.  Returns
  * FS_WAL_PASS (the tracker assumes the caller applies it), FS_WAL_COMMIT
  * (*txn is a new transaction named @db that the caller owns; the write is
- * held: call fs__wal_committed or fs__wal_refused next), FS_WAL_REFUSE, or
- * a negative error: -EINVAL for bytes that are not a SQLite WAL (bad header
- * at offset 0, frames before any header), -errno for I/O errors. */
+ * held: call fs__wal_committed or fs__wal_refused next), FS_WAL_REFUSE,
+ * FS_WAL_STALE (frame bytes that differ from committed frames; nothing
+ * changes), or a negative error: -EINVAL for bytes that are not a SQLite
+ * WAL (bad header at offset 0, frames before any header), -errno for I/O
+ * errors. */
 int fs__wal_write(struct fs_wal *w, const void *buf, size_t size,
 		  uint64_t off, const char *db, struct eng_txn **txn);
 

@@ -615,6 +615,34 @@ static void run_image_file(struct net_applier *a, struct item *it)
 	free(path);
 }
 
+/* Have SQLite rebuild @db's wal-index from its -wal (link.h REINDEX):
+ * mark it, and read through a connection of our own, which recovers. */
+static void run_reindex(struct net_applier *a, struct item *it)
+{
+	char *db = it->len > 4 ? strndup((const char *)it->entry + 4,
+					 it->len - 4)
+			       : NULL;
+	struct adb *d = db != NULL && eng_name_valid(db, strlen(db))
+				? adb_get(a, db)
+				: NULL;
+	unsigned waited = 0;
+	int rv = d != NULL ? adb_open_wal(d) : QF_EMALFORMED;
+
+	while (rv == 0 && (rv = eng_walw_invalidate(d->w)) == -EBUSY)
+		rv = wait_lock(a, db, &waited) ? 0 : QF_ESHUTDOWN;
+	if (rv == 0)
+		rv = sqlite_touch(d);
+	if (rv == 0)
+		QF_LOG(QF_INFO, "applier db=%s: wal-index rebuilt by SQLite's "
+		       "recovery", db);
+	else
+		QF_LOG(QF_ERROR, "applier db=%s: rebuilding the wal-index: %s",
+		       db != NULL ? db : "?", qf_strerror(rv));
+	if (d != NULL)
+		adb_close_conn(d); /* reopened by the next APPLY, if any */
+	free(db);
+}
+
 static void run_one(struct net_applier *a, struct item *it)
 {
 	struct eng_entry en;
@@ -622,6 +650,10 @@ static void run_one(struct net_applier *a, struct item *it)
 
 	if (it->len >= 4 && qf_get_le32(it->entry) == NET_APPLY_IMAGE_FILE) {
 		run_image_file(a, it);
+		return;
+	}
+	if (it->len >= 4 && qf_get_le32(it->entry) == NET_APPLY_REINDEX) {
+		run_reindex(a, it);
 		return;
 	}
 	rv = decode_apply(it, &en);

@@ -32,7 +32,10 @@
  *              serial, flagged NET_LINK_MORE but the last.  Or a whole
  *              database from an image file: u32 NET_APPLY_IMAGE_FILE,
  *              u32 page_size, u32 db_pages, u32 name_len, u32 path_len,
- *              the database name, the file's path (no terminators)
+ *              the database name, the file's path (no terminators).
+ *              Or, @serial 0 and not answered: u32 NET_APPLY_REINDEX,
+ *              the database name: have SQLite rebuild its wal-index
+ *              (a local writer died before publishing a commit)
  * Worker to daemon:
  *   OUT        payload = one complete encoded response message
  *   DROP       the session cannot answer (out of memory): close
@@ -53,6 +56,8 @@
 #define NET_LINK_HDR 16
 /* APPLY's first word for an image file (link.h's header comment). */
 #define NET_APPLY_IMAGE_FILE 0xffffffffu
+/* APPLY's first word for rebuilding a wal-index (link.h's header). */
+#define NET_APPLY_REINDEX 0xfffffffeu
 #define NET_LINK_LEADER 1 /* flags bit of SUBMIT */
 #define NET_LINK_MORE 1	  /* flags bit of APPLY: the payload goes on in
 			     the next APPLY frame (each frame is at most

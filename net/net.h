@@ -54,6 +54,11 @@ void net_server_apply(void *server, const struct eng_txn *t, uint64_t index);
  * eng_resync (net/resync.c). */
 void net_server_resync(void *server, const char *db);
 
+/* @db's wal-index misses a committed transaction (fs.h on_stale_index):
+ * the SQL worker's applier has SQLite rebuild it.  Any thread; never
+ * blocks; not after net_server_stop. */
+void net_server_reindex(void *server, const char *db);
+
 /* Stop listening, close every connection and free.  Main thread; blocks
  * until done.  Call before eng_stop(). */
 void net_server_stop(struct net_server *s);

@@ -121,6 +121,47 @@ void net_server_apply(void *server, const struct eng_txn *t, uint64_t index)
 		(void)send_apply(s, a);
 }
 
+/* A wal-index to rebuild (net_server_reindex), on its way to the loop. */
+struct reindex {
+	struct net_server *srv;
+	char db[];
+};
+
+static void reindex_on_loop(void *arg)
+{
+	struct reindex *r = arg;
+	struct net_server *s = r->srv;
+	size_t n = strlen(r->db);
+	struct net_link_hdr h = {.len = (uint32_t)(4 + n),
+				 .kind = NET_LINK_APPLY, .serial = 0};
+	uint8_t *p = malloc(4 + n);
+
+	/* Without a worker ready the write is refused again, and asks
+	 * again. */
+	if (p != NULL && !s->stopping && s->worker != NULL &&
+	    s->worker->hello) {
+		qf_put_le32(p, NET_APPLY_REINDEX);
+		memcpy(p + 4, r->db, n);
+		(void)net__worker_send(s, &h, p);
+	}
+	free(p);
+	free(r);
+}
+
+void net_server_reindex(void *server, const char *db)
+{
+	struct net_server *s = server;
+	size_t n = strlen(db);
+	struct reindex *r = malloc(sizeof *r + n + 1);
+
+	if (r == NULL)
+		return;
+	r->srv = s;
+	memcpy(r->db, db, n + 1);
+	if (eng_call(s->engine, reindex_on_loop, r) != 0)
+		free(r);
+}
+
 /* Take what was sent for @index (and @db, unless it is empty) out of the
  * list and report it done with @status. */
 static bool complete_applying(struct net_server *s, uint64_t index,

@@ -376,6 +376,19 @@ struct stopper {
 	bool stopped_server;
 };
 
+/* fs_config.on_stale_index: to the server, unless it is being stopped
+ * (then the write that found it is refused anyway). */
+static void on_stale_index(void *arg, const char *db)
+{
+	struct stopper *st = arg;
+
+	if (pthread_mutex_trylock(&st->mu) != 0)
+		return; /* the server is stopping: a FUSE worker must not wait */
+	if (st->srv != NULL && !st->stopped_server)
+		net_server_reindex(st->srv, db);
+	pthread_mutex_unlock(&st->mu);
+}
+
 static void *stopper_main(void *arg)
 {
 	struct stopper *st = arg;
@@ -639,6 +652,8 @@ int qf_cmd_mount(int argc, char **argv)
 		fc.max_threads = o.threads;
 		fc.allow_other = o.allow_other;
 		fc.direct_wal = o.direct_wal;
+		fc.on_stale_index = on_stale_index;
+		fc.stale_arg = &stop;
 		rv = fs_new(&fs, &fc);
 		if (rv != 0)
 			fprintf(stderr, "quorafs mount: cannot mount %s: %s\n", mnt,

@@ -147,8 +147,8 @@ TEST(wal_header, frames_before_header_rejected)
 	return TEST_OK;
 }
 
-/* Changing a committed frame is -EINVAL; rewriting it with the same bytes
- * passes. */
+/* Changing a committed frame is FS_WAL_STALE (the writer's wal-index
+ * misses it); rewriting it with the same bytes passes. */
 TEST(wal_header, committed_frame_rewrite)
 {
 	struct capture c;
@@ -166,7 +166,7 @@ TEST(wal_header, committed_frame_rewrite)
 	buf[3] ^= 0x40;
 	ASSERT_EQ(fs__wal_write(&r.w, buf, 24, 32 + c.page_size + 24, DB_NAME,
 				&t),
-		  -EINVAL);
+		  FS_WAL_STALE);
 	ASSERT_NULL(t);
 	wf_replay_free(&r);
 	wf_free_capture(&c);
