@@ -17,6 +17,8 @@
  * the callback answers it on the engine's loop thread. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +50,29 @@ static void ask_reindex(struct fs *fs, const struct fs_inode *in)
 	if (db != NULL && fs->cfg.on_stale_index != NULL)
 		fs->cfg.on_stale_index(fs->cfg.stale_arg, db);
 	free(db);
+}
+
+/* Is task @tid dying of SIGKILL (pending for it or its process)?  When
+ * its status cannot be read, assume so: a needless rebuild is harmless. */
+static bool being_killed(pid_t tid)
+{
+	char path[64], line[128];
+	unsigned long long mask;
+	bool killed = false, seen = false;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return true;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "SigPnd: %llx", &mask) == 1 ||
+		    sscanf(line, "ShdPnd: %llx", &mask) == 1) {
+			seen = true;
+			killed |= (mask & (1ull << (SIGKILL - 1))) != 0;
+		}
+	fclose(f);
+	return killed || !seen;
 }
 
 static void writer_interrupted(struct fs *fs, const struct fs_inode *in)
@@ -82,8 +107,10 @@ static int wal_commit_cb(struct pending *p, int status, uint64_t *wal_frames)
 		       "failed", in->name);
 	pthread_mutex_unlock(&in->mu);
 	if (rv == 0) {
-		/* Asked before the reply frees the request. */
-		bool killed = fuse_req_interrupted(p->req) != 0;
+		/* Asked before the reply frees the request; a signal that
+		 * is not SIGKILL lets the writer publish its commit. */
+		bool killed = fuse_req_interrupted(p->req) != 0 &&
+			      being_killed(fuse_req_ctx(p->req)->pid);
 
 		fuse_reply_write(p->req, p->size);
 		if (killed)
