@@ -615,6 +615,9 @@ static void run_image_file(struct net_applier *a, struct item *it)
 	free(path);
 }
 
+/* How long a wal-index rebuild waits for the WRITE lock. */
+#define REINDEX_WAIT_MS 5000
+
 /* Have SQLite rebuild @db's wal-index from its -wal (link.h REINDEX):
  * mark it, and read through a connection of our own, which recovers. */
 static void run_reindex(struct net_applier *a, struct item *it)
@@ -628,8 +631,11 @@ static void run_reindex(struct net_applier *a, struct item *it)
 	unsigned waited = 0;
 	int rv = d != NULL ? adb_open_wal(d) : QF_EMALFORMED;
 
+	/* Bounded: the applier serves every database, and a local writer
+	 * may keep the WRITE lock; the next stale write asks again. */
 	while (rv == 0 && (rv = eng_walw_invalidate(d->w)) == -EBUSY)
-		rv = wait_lock(a, db, &waited) ? 0 : QF_ESHUTDOWN;
+		rv = waited < REINDEX_WAIT_MS && wait_lock(a, db, &waited)
+			     ? 0 : -EBUSY;
 	if (rv == 0)
 		rv = sqlite_touch(d);
 	if (rv == 0)
@@ -638,8 +644,9 @@ static void run_reindex(struct net_applier *a, struct item *it)
 	else
 		QF_LOG(QF_ERROR, "applier db=%s: rebuilding the wal-index: %s",
 		       db != NULL ? db : "?", qf_strerror(rv));
-	if (d != NULL)
-		adb_close_conn(d); /* reopened by the next APPLY, if any */
+	/* The connection stays open, as a follower's does: closing our own
+	 * descriptor of the -shm would drop the POSIX locks this process's
+	 * SQL sessions hold on it. */
 	free(db);
 }
 

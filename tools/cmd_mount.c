@@ -374,6 +374,9 @@ struct stopper {
 	struct fs *fs;
 	pthread_mutex_t mu;
 	bool stopped_server;
+	/* Read-held while the server is handed a wal-index to rebuild,
+	 * write-held while it is stopped. */
+	pthread_rwlock_t srv_lock;
 };
 
 /* fs_config.on_stale_index: to the server, unless it is being stopped
@@ -382,11 +385,11 @@ static void on_stale_index(void *arg, const char *db)
 {
 	struct stopper *st = arg;
 
-	if (pthread_mutex_trylock(&st->mu) != 0)
+	if (pthread_rwlock_tryrdlock(&st->srv_lock) != 0)
 		return; /* the server is stopping: a FUSE worker must not wait */
 	if (st->srv != NULL && !st->stopped_server)
 		net_server_reindex(st->srv, db);
-	pthread_mutex_unlock(&st->mu);
+	pthread_rwlock_unlock(&st->srv_lock);
 }
 
 static void *stopper_main(void *arg)
@@ -398,10 +401,12 @@ static void *stopper_main(void *arg)
 		return NULL;
 	QF_LOG(QF_INFO, "signal %d: stopping", sig);
 	pthread_mutex_lock(&st->mu);
+	pthread_rwlock_wrlock(&st->srv_lock);
 	if (st->srv != NULL) {
 		net_server_stop(st->srv);
 		st->stopped_server = true;
 	}
+	pthread_rwlock_unlock(&st->srv_lock);
 	pthread_mutex_unlock(&st->mu);
 	fs_exit(st->fs);
 	return NULL;
@@ -562,6 +567,7 @@ int qf_cmd_mount(int argc, char **argv)
 	sigaddset(&stop.set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop.set, NULL); /* every thread inherits */
 	pthread_mutex_init(&stop.mu, NULL);
+	pthread_rwlock_init(&stop.srv_lock, NULL);
 	/* Refuse nesting before creating either directory. */
 	if (lexical_abs(o.data_dir, data, sizeof data) != 0 ||
 	    lexical_abs(o.mount, mnt, sizeof mnt) != 0) {
@@ -690,10 +696,12 @@ int qf_cmd_mount(int argc, char **argv)
 	rv = fs_loop(fs);
 	QF_LOG(QF_INFO, "stopping");
 	pthread_mutex_lock(&stop.mu);
+	pthread_rwlock_wrlock(&stop.srv_lock);
 	if (!stop.stopped_server) /* unmounted from outside: no signal */
 		net_server_stop(srv);
 	stop.srv = NULL;
 	stop.stopped_server = true;
+	pthread_rwlock_unlock(&stop.srv_lock);
 	pthread_mutex_unlock(&stop.mu);
 	eng_stop(e);
 	fs_free(fs);

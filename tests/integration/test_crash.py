@@ -135,16 +135,16 @@ def test_kill9_of_a_writer_leaves_the_database_writable(qf, tmp_path):
             time.sleep(rnd.uniform(0.02, 0.2))
             w.kill()
             w.wait(timeout=30)
-            for attempt in range(5):
+            for attempt in range(10):
                 try:
                     with closing(connect(db, timeout=5.0)) as c:
                         c.execute("INSERT INTO r VALUES (?, 'after')",
                                   (-rnd_no,))
                     break
                 except sqlite3.OperationalError as e:
-                    assert attempt < 4, f"{where}: still failing: {e}"
+                    assert attempt < 9, f"{where}: still failing: {e}"
                     failed_once += 1
-                    time.sleep(0.2)
+                    time.sleep(0.3)
     acked = set(read_ids(acks))
     with closing(connect(db)) as c:
         ids = {r[0] for r in c.execute("SELECT id FROM r")}
@@ -155,3 +155,11 @@ def test_kill9_of_a_writer_leaves_the_database_writable(qf, tmp_path):
     print(f"15 writers killed: {rebuilt} wal-index rebuilds, "
           f"{failed_once} next transactions failed once")
     assert rebuilt > 0, "no kill hit a commit: the test proved nothing"
+    # The files agree with raft: rebuilt from the log, the same rows.
+    node.stop()
+    shutil.rmtree(node.data_dir / "db")
+    (node.data_dir / "db").mkdir()
+    node.start()
+    with closing(connect(db)) as c:
+        again = {r[0] for r in c.execute("SELECT id FROM r")}
+    assert again == ids, "the files and raft's log disagree"
