@@ -365,6 +365,43 @@ static void report_stale_index(struct fs *fs, const struct fs_inode *in)
 	ask_reindex(fs, in);
 }
 
+/* The WAL may start over (a new header) or be cut below its committed
+ * frames only once SQLite checkpointed them all into the database file:
+ * else the writer doing it reads a wal-index that misses them (their
+ * writer died before publishing them), and they would be lost here while
+ * raft holds them.  Under in->mu.  0 or FS_WAL_STALE; a check that cannot
+ * be made lets the change go (and says so). */
+static int wal_may_drop_frames(struct fs *fs, struct fs_inode *in)
+{
+	char *db = fs__db_name_of(in->name, FS_WAL);
+	int fd = -1, rv;
+
+	if (in->wal->committed == 0 || in->wal->pending != 0)
+		return 0;
+	if (db != NULL)
+		fd = openat(fs->it.root.fd, db, O_RDONLY | O_CLOEXEC);
+	free(db);
+	rv = fd >= 0 ? fs__wal_in_db(in->wal, fd) : -errno;
+	if (fd >= 0)
+		close(fd);
+	if (rv < 0)
+		QF_LOG(QF_WARN, "wal=%s: cannot check that its committed frames "
+		       "were checkpointed: %s", in->name, qf_strerror(rv));
+	else if (rv == 1)
+		QF_LOG(QF_DEBUG, "wal=%s: starts over after %llu checkpointed "
+		       "frames", in->name,
+		       (unsigned long long)in->wal->committed);
+	return rv == 0 ? FS_WAL_STALE : 0;
+}
+
+/* A write of a different WAL header over committed frames. */
+static bool starts_wal_over(const struct fs_wal *w, const char *buf,
+			    size_t size, off_t off)
+{
+	return off == 0 && size >= FS_WAL_HDR && w->have_hdr &&
+	       w->committed > 0 && memcmp(buf, w->hdr, FS_WAL_HDR) != 0;
+}
+
 static void write_wal(fuse_req_t req, struct fs *fs, struct fs_inode *in,
 		      const char *buf, size_t size, off_t off)
 {
@@ -394,7 +431,13 @@ static void write_wal(fuse_req_t req, struct fs *fs, struct fs_inode *in,
 		}
 		in->wal_stale = false;
 	}
-	rv = fs__wal_write(in->wal, buf, size, (uint64_t)off, db_name, &t);
+	if (starts_wal_over(in->wal, buf, size, off))
+		rv = wal_may_drop_frames(fs, in);
+	else
+		rv = 0;
+	if (rv == 0)
+		rv = fs__wal_write(in->wal, buf, size, (uint64_t)off, db_name,
+				   &t);
 	free(db_name);
 	if (rv == FS_WAL_PASS) {
 		rv = qf_pwrite_full(in->rw_fd, buf, size, off);
@@ -615,6 +658,21 @@ void fs__op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 
 /* ---- attributes, truncation ---- */
 
+/* A leader's local truncation of the -wal below its committed frames.
+ * On a follower the applier owns the WAL (its writes bypass the tracker,
+ * which may be stale).  Under in->mu. */
+static bool cuts_committed(struct fs *fs, const struct fs_inode *in,
+			   off_t size)
+{
+	const struct fs_wal *w = in->wal;
+
+	return !in->wal_stale && w->have_hdr && eng_is_leader(fs->cfg.engine) &&
+	       (uint64_t)size < FS_WAL_HDR +
+				    w->committed *
+					((uint64_t)w->page_size +
+					 FS_WAL_FRAME_HDR);
+}
+
 static int apply_size(struct fs *fs, struct fs_inode *in, int fd, off_t size)
 {
 	struct fs_db *db;
@@ -625,10 +683,17 @@ static int apply_size(struct fs *fs, struct fs_inode *in, int fd, off_t size)
 		if (fs__wal_setup(in) != 0)
 			return -EIO;
 		pthread_mutex_lock(&in->mu);
-		rv = ftruncate(fd, size) == 0 ? 0 : -errno;
+		rv = cuts_committed(fs, in, size) ? wal_may_drop_frames(fs, in)
+						  : 0;
+		if (rv == 0)
+			rv = ftruncate(fd, size) == 0 ? 0 : -errno;
 		if (rv == 0)
 			fs__wal_truncated(in->wal, (uint64_t)size);
 		pthread_mutex_unlock(&in->mu);
+		if (rv == FS_WAL_STALE) {
+			report_stale_index(fs, in);
+			rv = -EIO;
+		}
 		return rv;
 	case FS_DB:
 		if (journal_live(fs, in->name)) {

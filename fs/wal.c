@@ -706,6 +706,80 @@ int fs__wal_refused(struct fs_wal *w, uint64_t *zero_off, uint64_t *zero_len)
 	return rv;
 }
 
+struct pf {
+	uint32_t pgno;
+	uint64_t frame;
+};
+
+static int pf_cmp(const void *a, const void *b)
+{
+	const struct pf *x = a, *y = b;
+
+	if (x->pgno != y->pgno)
+		return x->pgno < y->pgno ? -1 : 1;
+	return x->frame < y->frame ? -1 : x->frame > y->frame;
+}
+
+/* Is the last image of page @v->pgno (frame @v->frame) in @db_fd? */
+static int page_in_db(struct fs_wal *w, int db_fd, const struct pf *v)
+{
+	uint8_t *db_page = malloc(w->page_size);
+	long got;
+	int rv;
+
+	if (db_page == NULL)
+		return -ENOMEM;
+	got = qf_pread_full(w->fd, w->buf, w->page_size,
+			    (int64_t)frame_off(w, v->frame) + FS_WAL_FRAME_HDR);
+	rv = got == (long)w->page_size ? 0 : got < 0 ? (int)got : -EIO;
+	if (rv == 0) {
+		got = qf_pread_full(db_fd, db_page, w->page_size,
+				    (int64_t)(v->pgno - 1) * w->page_size);
+		rv = got < 0 ? (int)got
+			     : got == (long)w->page_size &&
+				       memcmp(db_page, w->buf, w->page_size) ==
+					       0;
+	}
+	free(db_page);
+	return rv;
+}
+
+int fs__wal_in_db(struct fs_wal *w, int db_fd)
+{
+	uint64_t n = w->committed, k, i;
+	uint32_t db_pages = 0;
+	uint8_t h[FS_WAL_FRAME_HDR];
+	struct pf *v;
+	int rv = 1;
+
+	if (!w->have_hdr || n == 0)
+		return 1;
+	if (reserve_buf(w, w->page_size) != 0 ||
+	    (v = malloc(n * sizeof *v)) == NULL)
+		return -ENOMEM;
+	for (k = 1; k <= n && rv == 1; k++) {
+		long got = qf_pread_full(w->fd, h, sizeof h,
+					 (int64_t)frame_off(w, k));
+
+		if (got != (long)sizeof h) {
+			rv = got < 0 ? (int)got : -EIO;
+			break;
+		}
+		v[k - 1].pgno = qf_get_be32(h);
+		v[k - 1].frame = k;
+		if (qf_get_be32(h + 4) != 0)
+			db_pages = qf_get_be32(h + 4);
+	}
+	if (rv == 1)
+		qsort(v, n, sizeof *v, pf_cmp);
+	for (i = 0; rv == 1 && i < n; i++)
+		if ((i + 1 == n || v[i + 1].pgno != v[i].pgno) &&
+		    v[i].pgno <= db_pages)
+			rv = page_in_db(w, db_fd, &v[i]);
+	free(v);
+	return rv;
+}
+
 void fs__wal_truncated(struct fs_wal *w, uint64_t size)
 {
 	int rv;

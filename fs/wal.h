@@ -95,6 +95,12 @@ void fs__wal_close(struct fs_wal *w);
 int fs__wal_write(struct fs_wal *w, const void *buf, size_t size,
 		  uint64_t off, const char *db, struct eng_txn **txn);
 
+/* Does the database file @db_fd hold the last image of every page in the
+ * committed frames (SQLite checkpointed them all)?  Only then may the WAL
+ * start over or be cut: else the writer doing so has a wal-index that
+ * misses committed frames.  1, 0, or -errno. */
+int fs__wal_in_db(struct fs_wal *w, int db_fd);
+
 /* The held write has been applied to the backing file: its frames are now
  * committed. */
 void fs__wal_committed(struct fs_wal *w);

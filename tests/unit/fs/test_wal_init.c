@@ -195,3 +195,51 @@ TEST(wal_hold, write_while_held)
 	wf_free_capture(&c);
 	return TEST_OK;
 }
+
+/* ---- a WAL may start over only once checkpointed ---- */
+
+/* A WAL of frames for pages 1, 2, 2 (the last a commit of 2 pages) and a
+ * database file: fs__wal_in_db says whether the file holds the last image
+ * of each page. */
+TEST(wal_in_db, last_images_must_be_in_the_file)
+{
+	enum { PS = 512 };
+	uint8_t h[32], fh[24], p1[PS], p2a[PS], p2b[PS];
+	uint32_t s[2];
+	uint64_t off = 32;
+	struct fs_wal w;
+	int wal = wf_temp_fd(), db = wf_temp_fd();
+	const struct {
+		uint32_t pgno, nt;
+		const uint8_t *page;
+	} fr[3] = {{1, 0, p1}, {2, 0, p2a}, {2, 2, p2b}};
+	int i;
+
+	wf_fill_page(p1, PS, 1);
+	wf_fill_page(p2a, PS, 2);
+	wf_fill_page(p2b, PS, 3);
+	wf_synth_header(h, PS, 7);
+	s[0] = qf_get_be32(h + 24);
+	s[1] = qf_get_be32(h + 28);
+	ASSERT_EQ(wf_put_bytes(wal, h, 32, 0), 0);
+	for (i = 0; i < 3; i++, off += 24 + PS) {
+		wf_synth_frame(fh, h, fr[i].pgno, fr[i].nt, fr[i].page, PS, s);
+		ASSERT_EQ(wf_put_bytes(wal, fh, 24, off), 0);
+		ASSERT_EQ(wf_put_bytes(wal, fr[i].page, PS, off + 24), 0);
+	}
+	ASSERT_EQ(fs__wal_init(&w, wal), 0);
+	ASSERT_U64_EQ(w.committed, 3);
+	/* Not checkpointed: the file is empty. */
+	ASSERT_EQ(fs__wal_in_db(&w, db), 0);
+	/* Page 2's older image is not enough. */
+	ASSERT_EQ(wf_put_bytes(db, p1, PS, 0), 0);
+	ASSERT_EQ(wf_put_bytes(db, p2a, PS, PS), 0);
+	ASSERT_EQ(fs__wal_in_db(&w, db), 0);
+	/* Checkpointed. */
+	ASSERT_EQ(wf_put_bytes(db, p2b, PS, PS), 0);
+	ASSERT_EQ(fs__wal_in_db(&w, db), 1);
+	fs__wal_close(&w);
+	close(wal);
+	close(db);
+	return TEST_OK;
+}
