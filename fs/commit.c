@@ -402,6 +402,27 @@ static bool starts_wal_over(const struct fs_wal *w, const char *buf,
 	       w->committed > 0 && memcmp(buf, w->hdr, FS_WAL_HDR) != 0;
 }
 
+int fs__wal_may_unlink(struct fs *fs, struct fs_inode *dir, const char *name)
+{
+	struct fs_inode *in;
+	struct stat st;
+	int rv;
+
+	if (!eng_is_leader(fs->cfg.engine) ||
+	    fs__inode_lookup(&fs->it, dir, name, &in, &st) != 0)
+		return 0; /* a follower's applier owns its WAL; or none */
+	pthread_mutex_lock(&in->mu);
+	rv = in->wal != NULL && !in->wal_stale ? wal_may_drop_frames(fs, in)
+					       : 0;
+	pthread_mutex_unlock(&in->mu);
+	if (rv == FS_WAL_STALE) {
+		report_stale_index(fs, in);
+		rv = -EIO;
+	}
+	fs__inode_forget(&fs->it, in, 1);
+	return rv;
+}
+
 static void write_wal(fuse_req_t req, struct fs *fs, struct fs_inode *in,
 		      const char *buf, size_t size, off_t off)
 {

@@ -450,6 +450,13 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	if (kind == FS_WAL) {
+		rv = fs__wal_may_unlink(fs, dir, name);
+		if (rv == 0)
+			rv = unlinkat(dir->fd, name, 0) == 0 ? 0 : -errno;
+		fuse_reply_err(req, -rv);
+		return;
+	}
 	if (kind != FS_JOURNAL) {
 		rv = unlinkat(dir->fd, name, 0) == 0 ? 0 : errno;
 		fuse_reply_err(req, rv);

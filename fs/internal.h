@@ -93,6 +93,11 @@ void fs__pending_free(struct pending *p);
  * caller performs the operation itself, or a negative code. */
 int fs__journal_commit(struct fs *fs, const char *db_name, struct pending *p);
 
+/* May the -wal @name in @dir be deleted (every committed frame of its
+ * tracker checkpointed, fs__wal_in_db)?  0, or -EIO after asking for a
+ * wal-index rebuild: the deleting connection's view misses frames. */
+int fs__wal_may_unlink(struct fs *fs, struct fs_inode *dir, const char *name);
+
 /* FUSE operations implemented in commit.c. */
 void fs__op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		  size_t size, off_t off, struct fuse_file_info *fi);

@@ -1,7 +1,8 @@
 """What quorafs refuses, and how: non-SQLite data (EINVAL, nothing stored),
 bad flags, mount point and data dir problems, a second daemon, a stale
-mount, unlink/rename of a database (EPERM), a foreign node id; and what it
-must accept: --bootstrap again, a restart without --id/--address."""
+mount, unlink/rename of a database (EPERM), dropping committed WAL frames
+that are not checkpointed (EIO), a foreign node id; and what it must
+accept: --bootstrap again, a restart without --id/--address."""
 import errno
 import hashlib
 import os
@@ -405,3 +406,42 @@ def test_unlink_and_rename_of_database_refused(node, rel):
     assert dump(db) == before
     cli(db, "INSERT INTO t VALUES (6);")
     assert cli(db, "SELECT sum(x) FROM t;").strip() == "11"
+
+
+# ---- committed WAL frames ----
+
+def test_committed_wal_frames_cannot_be_dropped(node):
+    """Committed frames not yet checkpointed into the database file are the
+    only local copy of those transactions: deleting the -wal, truncating
+    it below them or writing a new WAL header over them gets EIO, and the
+    data stays.  Once checkpointed, the -wal may go."""
+    import sqlite3
+    from contextlib import closing
+    db = node.path("keep.db")
+    wal = node.path("keep.db-wal")
+    with closing(sqlite3.connect(str(db), isolation_level=None)) as c:
+        assert c.execute("PRAGMA journal_mode=wal").fetchone()[0] == "wal"
+        c.execute("PRAGMA wal_autocheckpoint=0")
+        c.execute("CREATE TABLE t(x)")
+        c.execute("INSERT INTO t VALUES (randomblob(5000))")
+        assert wal.stat().st_size > 5000
+        header = open(wal, "rb").read(32)
+        other = header[:16] + bytes(b ^ 0x5a for b in header[16:24]) + \
+            header[24:]
+
+        def eio(fn):
+            with pytest.raises(OSError) as e:
+                fn()
+            assert e.value.errno == errno.EIO, e.value
+
+        eio(lambda: os.unlink(wal))
+        eio(lambda: os.truncate(wal, 32))
+        with open(wal, "r+b", buffering=0) as f:
+            eio(lambda: f.write(other))
+        assert c.execute("SELECT count(*) FROM t").fetchone()[0] == 1
+        assert "does not see the last committed" in node.log()
+        # Checkpointed, the frames are in the file: truncation may go.
+        c.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        os.truncate(wal, 0)
+        assert c.execute("SELECT count(*) FROM t").fetchone()[0] == 1
+    assert integrity(db) == "ok"
