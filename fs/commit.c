@@ -373,11 +373,12 @@ static void report_stale_index(struct fs *fs, const struct fs_inode *in)
  * be made lets the change go (and says so). */
 static int wal_may_drop_frames(struct fs *fs, struct fs_inode *in)
 {
-	char *db = fs__db_name_of(in->name, FS_WAL);
+	char *db;
 	int fd = -1, rv;
 
 	if (in->wal->committed == 0 || in->wal->pending != 0)
 		return 0;
+	db = fs__db_name_of(in->name, FS_WAL);
 	if (db != NULL)
 		fd = openat(fs->it.root.fd, db, O_RDONLY | O_CLOEXEC);
 	free(db);
