@@ -22,6 +22,7 @@
  * libraft 0.15 workarounds (raft-notes.md): io.version = 2 for a v3 FSM,
  * one entry per raft_apply, a barrier after becoming leader before anything
  * is served, last_applied + 1 is the index inside fsm->apply. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -484,6 +485,46 @@ out:
 	return 0;
 }
 
+/* libraft 0.15's snapshot_get reports success with an uninitialised
+ * snapshot when its directory holds none (uvSnapshotGetWorkCb), and the
+ * leader then sends garbage (a crash seen under ASan).  Refuse the get
+ * up front when no snapshot's metadata is there; raft tries again later. */
+static bool has_snapshot(const char *raft_dir)
+{
+	DIR *d = opendir(raft_dir);
+	struct dirent *de;
+	size_t len;
+	bool found = false;
+
+	if (d == NULL)
+		return false;
+	while (!found && (de = readdir(d)) != NULL) {
+		len = strlen(de->d_name);
+		found = strncmp(de->d_name, "snapshot-", 9) == 0 && len > 14 &&
+			strcmp(de->d_name + len - 5, ".meta") == 0;
+	}
+	closedir(d);
+	return found;
+}
+
+static int (*raft_uv_snapshot_get)(struct raft_io *io,
+				   struct raft_io_snapshot_get *req,
+				   raft_io_snapshot_get_cb cb);
+
+static int guarded_snapshot_get(struct raft_io *io,
+				struct raft_io_snapshot_get *req,
+				raft_io_snapshot_get_cb cb)
+{
+	struct eng *e = QF_CONTAINER_OF(io, struct eng, io);
+
+	if (!has_snapshot(e->raft_dir)) {
+		QF_LOG(QF_WARN, "raft wants to send a snapshot, but none is "
+		       "on disk yet: it tries again later");
+		return RAFT_NOTFOUND;
+	}
+	return raft_uv_snapshot_get(io, req, cb);
+}
+
 static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 			unsigned *n_bufs)
 {
@@ -729,6 +770,8 @@ static int start_raft(struct eng *e)
 	if (!e->own_transport)
 		e->cfg.transport->data = &e->loop; /* engine.h: its loop */
 	e->io.version = 2; /* libraft 0.15 bug: v3 FSMs are rejected otherwise */
+	raft_uv_snapshot_get = e->io.snapshot_get; /* the same for every node */
+	e->io.snapshot_get = guarded_snapshot_get;
 	e->fsm.version = 3;
 	e->fsm.data = e;
 	e->fsm.apply = fsm_apply;
