@@ -21,7 +21,9 @@
  *
  * libraft 0.15 workarounds (raft-notes.md): io.version = 2 for a v3 FSM,
  * one entry per raft_apply, a barrier after becoming leader before anything
- * is served, last_applied + 1 is the index inside fsm->apply. */
+ * is served, last_applied + 1 is the index inside fsm->apply, and
+ * snapshot_get refused when no snapshot is on disk (it would hand raft an
+ * uninitialised one). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
